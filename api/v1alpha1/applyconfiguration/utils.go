@@ -31,12 +31,80 @@ import (
 func ForKind(kind schema.GroupVersionKind) interface{} {
 	switch kind {
 	// Group=mesh.meshsettings.io, Version=v1alpha1
+	case v1alpha1.SchemeGroupVersion.WithKind("AccessLogging"):
+		return &apiv1alpha1.AccessLoggingApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("AccessLogProvider"):
+		return &apiv1alpha1.AccessLogProviderApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("Authorization"):
+		return &apiv1alpha1.AuthorizationApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("AuthorizationProvider"):
+		return &apiv1alpha1.AuthorizationProviderApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("DatadogProvider"):
+		return &apiv1alpha1.DatadogProviderApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("Drain"):
+		return &apiv1alpha1.DrainApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("DrainTermination"):
+		return &apiv1alpha1.DrainTerminationApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("Endpoint"):
+		return &apiv1alpha1.EndpointApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EnvoyExtAuthzGRPCProvider"):
+		return &apiv1alpha1.EnvoyExtAuthzGRPCProviderApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EnvoyExtAuthzHTTPProvider"):
+		return &apiv1alpha1.EnvoyExtAuthzHTTPProviderApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EnvoyFileAccessLogProvider"):
+		return &apiv1alpha1.EnvoyFileAccessLogProviderApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EnvoyOtelAlsProvider"):
+		return &apiv1alpha1.EnvoyOtelAlsProviderApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EnvVar"):
+		return &apiv1alpha1.EnvVarApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("HTTPHeader"):
+		return &apiv1alpha1.HTTPHeaderApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("IgnoredSetting"):
+		return &apiv1alpha1.IgnoredSettingApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("Istiod"):
+		return &apiv1alpha1.IstiodApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("IstiodFeatures"):
+		return &apiv1alpha1.IstiodFeaturesApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("IstiodStatus"):
+		return &apiv1alpha1.IstiodStatusApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("LabelConflict"):
+		return &apiv1alpha1.LabelConflictApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("MeshConfigStatus"):
+		return &apiv1alpha1.MeshConfigStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("MeshSettings"):
 		return &apiv1alpha1.MeshSettingsApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("MeshSettingsSpec"):
 		return &apiv1alpha1.MeshSettingsSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("MeshSettingsStatus"):
 		return &apiv1alpha1.MeshSettingsStatusApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("NamespaceRule"):
+		return &apiv1alpha1.NamespaceRuleApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("NamespacesStatus"):
+		return &apiv1alpha1.NamespacesStatusApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("OpenTelemetryGRPC"):
+		return &apiv1alpha1.OpenTelemetryGRPCApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("OpenTelemetryHTTP"):
+		return &apiv1alpha1.OpenTelemetryHTTPApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("OpenTelemetryProvider"):
+		return &apiv1alpha1.OpenTelemetryProviderApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("OutboundTrafficPolicy"):
+		return &apiv1alpha1.OutboundTrafficPolicyApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("Proxy"):
+		return &apiv1alpha1.ProxyApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("RetryPolicy"):
+		return &apiv1alpha1.RetryPolicyApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("SkyWalkingProvider"):
+		return &apiv1alpha1.SkyWalkingProviderApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("Target"):
+		return &apiv1alpha1.TargetApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("Tracing"):
+		return &apiv1alpha1.TracingApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("TracingProvider"):
+		return &apiv1alpha1.TracingProviderApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("Waypoint"):
+		return &apiv1alpha1.WaypointApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("ZipkinProvider"):
+		return &apiv1alpha1.ZipkinProviderApplyConfiguration{}
 
 	}
 	return nil

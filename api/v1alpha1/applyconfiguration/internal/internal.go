@@ -38,6 +38,303 @@ func Parser() *typed.Parser {
 var parserOnce sync.Once
 var parser *typed.Parser
 var schemaYAML = typed.YAMLObject(`types:
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.AccessLogEncoding
+  scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.AccessLogProvider
+  map:
+    fields:
+    - name: envoyFileAccessLog
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.EnvoyFileAccessLogProvider
+    - name: envoyOtelAls
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.EnvoyOtelAlsProvider
+    - name: name
+      type:
+        scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.AccessLogging
+  map:
+    fields:
+    - name: defaultProviders
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
+    - name: encoding
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.AccessLogEncoding
+    - name: file
+      type:
+        scalar: string
+    - name: format
+      type:
+        scalar: string
+    - name: providers
+      type:
+        list:
+          elementType:
+            namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.AccessLogProvider
+          elementRelationship: associative
+          keys:
+          - name
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Authorization
+  map:
+    fields:
+    - name: providers
+      type:
+        list:
+          elementType:
+            namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.AuthorizationProvider
+          elementRelationship: associative
+          keys:
+          - name
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.AuthorizationProvider
+  map:
+    fields:
+    - name: envoyExtAuthzGrpc
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.EnvoyExtAuthzGRPCProvider
+    - name: envoyExtAuthzHttp
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.EnvoyExtAuthzHTTPProvider
+    - name: name
+      type:
+        scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.DatadogProvider
+  map:
+    fields:
+    - name: maxTagLength
+      type:
+        scalar: numeric
+    - name: port
+      type:
+        scalar: numeric
+    - name: service
+      type:
+        scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Dataplane
+  scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Drain
+  map:
+    fields:
+    - name: drainDuration
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+    - name: holdApplicationUntilProxyStarts
+      type:
+        scalar: boolean
+    - name: termination
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.DrainTermination
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.DrainTermination
+  map:
+    fields:
+    - name: duration
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+    - name: strategy
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.TerminationStrategy
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.EnvVar
+  map:
+    fields:
+    - name: name
+      type:
+        scalar: string
+    - name: value
+      type:
+        scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.EnvoyExtAuthzGRPCProvider
+  map:
+    fields:
+    - name: failOpen
+      type:
+        scalar: boolean
+    - name: port
+      type:
+        scalar: numeric
+    - name: service
+      type:
+        scalar: string
+    - name: timeout
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.EnvoyExtAuthzHTTPProvider
+  map:
+    fields:
+    - name: failOpen
+      type:
+        scalar: boolean
+    - name: headersToDownstreamOnDeny
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
+    - name: headersToUpstreamOnAllow
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
+    - name: includeRequestHeadersInCheck
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
+    - name: pathPrefix
+      type:
+        scalar: string
+    - name: port
+      type:
+        scalar: numeric
+    - name: service
+      type:
+        scalar: string
+    - name: timeout
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.EnvoyFileAccessLogProvider
+  map:
+    fields:
+    - name: labels
+      type:
+        map:
+          elementType:
+            scalar: string
+    - name: path
+      type:
+        scalar: string
+    - name: text
+      type:
+        scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.EnvoyOtelAlsProvider
+  map:
+    fields:
+    - name: logName
+      type:
+        scalar: string
+    - name: port
+      type:
+        scalar: numeric
+    - name: service
+      type:
+        scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.HTTPHeader
+  map:
+    fields:
+    - name: envName
+      type:
+        scalar: string
+    - name: name
+      type:
+        scalar: string
+    - name: value
+      type:
+        scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.IgnoredSetting
+  map:
+    fields:
+    - name: field
+      type:
+        scalar: string
+    - name: name
+      type:
+        scalar: string
+    - name: reason
+      type:
+        scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Istiod
+  map:
+    fields:
+    - name: certProvider
+      type:
+        scalar: string
+    - name: clusterID
+      type:
+        scalar: string
+    - name: env
+      type:
+        list:
+          elementType:
+            namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.EnvVar
+          elementRelationship: associative
+          keys:
+          - name
+    - name: features
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.IstiodFeatures
+    - name: jwtPubKeyRefreshInterval
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+    - name: selfSignedCACertTTL
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+    - name: selfSignedRootCertCheckInterval
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+    - name: workloadCertTTL
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.IstiodFeatures
+  map:
+    fields:
+    - name: deferredClusterCreation
+      type:
+        scalar: boolean
+    - name: deferredStatsCreation
+      type:
+        scalar: boolean
+    - name: enhancedDestinationRuleMerge
+      type:
+        scalar: boolean
+    - name: enhancedResourceScoping
+      type:
+        scalar: boolean
+    - name: excludeUnsafe503FromDefaultRetry
+      type:
+        scalar: boolean
+    - name: inboundRetryPolicy
+      type:
+        scalar: boolean
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.IstiodStatus
+  map:
+    fields:
+    - name: deploymentName
+      type:
+        scalar: string
+    - name: version
+      type:
+        scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.LabelConflict
+  map:
+    fields:
+    - name: have
+      type:
+        scalar: string
+    - name: label
+      type:
+        scalar: string
+    - name: manager
+      type:
+        scalar: string
+    - name: namespace
+      type:
+        scalar: string
+    - name: want
+      type:
+        scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.MeshConfigStatus
+  map:
+    fields:
+    - name: configMapName
+      type:
+        scalar: string
+    - name: hash
+      type:
+        scalar: string
 - name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.MeshSettings
   map:
     fields:
@@ -59,9 +356,53 @@ var schemaYAML = typed.YAMLObject(`types:
 - name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.MeshSettingsSpec
   map:
     fields:
+    - name: accessLogging
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.AccessLogging
+    - name: authorization
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Authorization
+    - name: discoverySelectors
+      type:
+        list:
+          elementType:
+            namedType: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector
+          elementRelationship: atomic
+    - name: drain
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Drain
+    - name: istiod
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Istiod
+    - name: meshConfig
+      type:
+        map:
+          elementType:
+            namedType: io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON
+    - name: namespaces
+      type:
+        list:
+          elementType:
+            namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.NamespaceRule
+          elementRelationship: atomic
+    - name: outboundTrafficPolicy
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.OutboundTrafficPolicy
+    - name: proxy
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Proxy
+    - name: retryPolicy
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.RetryPolicy
     - name: revision
       type:
         scalar: string
+    - name: target
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Target
+    - name: tracing
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Tracing
 - name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.MeshSettingsStatus
   map:
     fields:
@@ -73,9 +414,245 @@ var schemaYAML = typed.YAMLObject(`types:
           elementRelationship: associative
           keys:
           - type
+    - name: ignoredSettings
+      type:
+        list:
+          elementType:
+            namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.IgnoredSetting
+          elementRelationship: atomic
+    - name: istiod
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.IstiodStatus
+    - name: meshConfig
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.MeshConfigStatus
+    - name: namespaces
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.NamespacesStatus
     - name: observedGeneration
       type:
         scalar: numeric
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.NamespaceRule
+  map:
+    fields:
+    - name: dataplane
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Dataplane
+    - name: names
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
+    - name: selector
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector
+    - name: sidecarLabel
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.SidecarLabel
+    - name: waypoint
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Waypoint
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.NamespacesStatus
+  map:
+    fields:
+    - name: conflicts
+      type:
+        list:
+          elementType:
+            namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.LabelConflict
+          elementRelationship: atomic
+    - name: labeled
+      type:
+        scalar: numeric
+    - name: selected
+      type:
+        scalar: numeric
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.OpenTelemetryGRPC
+  map:
+    fields:
+    - name: timeout
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.OpenTelemetryHTTP
+  map:
+    fields:
+    - name: headers
+      type:
+        list:
+          elementType:
+            namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.HTTPHeader
+          elementRelationship: associative
+          keys:
+          - name
+    - name: path
+      type:
+        scalar: string
+    - name: timeout
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.OpenTelemetryProvider
+  map:
+    fields:
+    - name: grpc
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.OpenTelemetryGRPC
+    - name: http
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.OpenTelemetryHTTP
+    - name: maxTagLength
+      type:
+        scalar: numeric
+    - name: port
+      type:
+        scalar: numeric
+    - name: service
+      type:
+        scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.OutboundTrafficMode
+  scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.OutboundTrafficPolicy
+  map:
+    fields:
+    - name: mode
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.OutboundTrafficMode
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Proxy
+  map:
+    fields:
+    - name: dnsCapture
+      type:
+        scalar: boolean
+    - name: imageType
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.ProxyImageType
+    - name: metadata
+      type:
+        map:
+          elementType:
+            scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.ProxyImageType
+  scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.RetryOnCondition
+  scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.RetryPolicy
+  map:
+    fields:
+    - name: attempts
+      type:
+        scalar: numeric
+    - name: perTryTimeout
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+    - name: retryOn
+      type:
+        list:
+          elementType:
+            namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.RetryOnCondition
+          elementRelationship: associative
+    - name: retryRemoteLocalities
+      type:
+        scalar: boolean
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.SidecarLabel
+  scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.SkyWalkingProvider
+  map:
+    fields:
+    - name: port
+      type:
+        scalar: numeric
+    - name: service
+      type:
+        scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Target
+  map:
+    fields:
+    - name: configMapName
+      type:
+        scalar: string
+    - name: istiodContainerName
+      type:
+        scalar: string
+    - name: istiodDeploymentName
+      type:
+        scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.TerminationStrategy
+  scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Tracing
+  map:
+    fields:
+    - name: defaultProviders
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
+    - name: enabled
+      type:
+        scalar: boolean
+    - name: providers
+      type:
+        list:
+          elementType:
+            namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.TracingProvider
+          elementRelationship: associative
+          keys:
+          - name
+    - name: samplingPercentage
+      type:
+        scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.TracingProvider
+  map:
+    fields:
+    - name: datadog
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.DatadogProvider
+    - name: name
+      type:
+        scalar: string
+    - name: opentelemetry
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.OpenTelemetryProvider
+    - name: skywalking
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.SkyWalkingProvider
+    - name: zipkin
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.ZipkinProvider
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Waypoint
+  map:
+    fields:
+    - name: name
+      type:
+        scalar: string
+    - name: namespace
+      type:
+        scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.ZipkinProvider
+  map:
+    fields:
+    - name: maxTagLength
+      type:
+        scalar: numeric
+    - name: path
+      type:
+        scalar: string
+    - name: port
+      type:
+        scalar: numeric
+    - name: service
+      type:
+        scalar: string
+- name: io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON
+  scalar: untyped
+  list:
+    elementType:
+      namedType: __untyped_atomic_
+    elementRelationship: atomic
+  map:
+    elementType:
+      namedType: __untyped_deduced_
+    elementRelationship: separable
 - name: io.k8s.apimachinery.pkg.apis.meta.v1.Condition
   map:
     fields:
@@ -99,6 +676,8 @@ var schemaYAML = typed.YAMLObject(`types:
         scalar: string
 - name: io.k8s.apimachinery.pkg.apis.meta.v1.ConditionStatus
   scalar: string
+- name: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+  scalar: string
 - name: io.k8s.apimachinery.pkg.apis.meta.v1.FieldsV1
   map:
     elementType:
@@ -111,6 +690,38 @@ var schemaYAML = typed.YAMLObject(`types:
         elementType:
           namedType: __untyped_deduced_
         elementRelationship: separable
+- name: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector
+  map:
+    fields:
+    - name: matchExpressions
+      type:
+        list:
+          elementType:
+            namedType: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement
+          elementRelationship: atomic
+    - name: matchLabels
+      type:
+        map:
+          elementType:
+            scalar: string
+    elementRelationship: atomic
+- name: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorOperator
+  scalar: string
+- name: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement
+  map:
+    fields:
+    - name: key
+      type:
+        scalar: string
+    - name: operator
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorOperator
+    - name: values
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
 - name: io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry
   map:
     fields:

@@ -17,15 +17,73 @@ limitations under the License.
 
 package v1alpha1
 
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	v1 "k8s.io/client-go/applyconfigurations/meta/v1"
+)
+
 // MeshSettingsSpecApplyConfiguration represents a declarative configuration of the MeshSettingsSpec type for use
 // with apply.
 //
-// MeshSettingsSpec is the desired mesh-wide Istio configuration.
+// No field of the spec carries a +kubebuilder:default: defaults are documented
+// here and applied when rendering, so what a user (or Argo CD) applies is
+// exactly what the API server stores. An unset field leaves Istio's value alone.
+// MeshSettingsSpec is the desired mesh-wide Istio configuration of one
+// control-plane revision.
 type MeshSettingsSpecApplyConfiguration struct {
 	// revision is the Istio control-plane revision these settings target.
-	// Empty means the default revision: ConfigMap "istio" and Deployment "istiod".
-	// Otherwise ConfigMap "istio-<revision>" and Deployment "istiod-<revision>".
+	// Empty (the default) is the default revision: ConfigMap "istio" and
+	// Deployment "istiod"; otherwise ConfigMap "istio-<revision>" and
+	// Deployment "istiod-<revision>". It is also the value of the
+	// istio.io/rev namespace label. Immutable.
 	Revision *string `json:"revision,omitempty"`
+	// target overrides the names of the objects written. By default they
+	// follow the revision (see revision) in the MeshSettings' own namespace,
+	// which should be istiod's namespace (usually istio-system).
+	Target *TargetApplyConfiguration `json:"target,omitempty"`
+	// outboundTrafficPolicy decides how sidecars treat traffic to hosts
+	// outside the service registry. Written as mesh outboundTrafficPolicy,
+	// always with an explicit mode (an empty policy means REGISTRY_ONLY).
+	OutboundTrafficPolicy *OutboundTrafficPolicyApplyConfiguration `json:"outboundTrafficPolicy,omitempty"`
+	// discoverySelectors limits the namespaces istiod watches. Selectors are
+	// ORed; within one selector matchLabels and matchExpressions are ANDed.
+	// The list must select istiod's own namespace or gateways there break:
+	// the controller warns when it does not. Written as mesh discoverySelectors.
+	DiscoverySelectors []v1.LabelSelectorApplyConfiguration `json:"discoverySelectors,omitempty"`
+	// tracing configures distributed tracing.
+	Tracing *TracingApplyConfiguration `json:"tracing,omitempty"`
+	// accessLogging configures Envoy access logs.
+	AccessLogging *AccessLoggingApplyConfiguration `json:"accessLogging,omitempty"`
+	// authorization declares external authorization (ext_authz) providers
+	// that AuthorizationPolicy CUSTOM actions refer to by name.
+	Authorization *AuthorizationApplyConfiguration `json:"authorization,omitempty"`
+	// retryPolicy is the mesh-wide default HTTP retry policy, used by routes
+	// that set none. Written as the top-level mesh defaultHttpRetryPolicy.
+	RetryPolicy *RetryPolicyApplyConfiguration `json:"retryPolicy,omitempty"`
+	// drain configures how sidecars drain connections.
+	Drain *DrainApplyConfiguration `json:"drain,omitempty"`
+	// proxy configures the sidecar and gateway proxies (mesh defaultConfig).
+	Proxy *ProxyApplyConfiguration `json:"proxy,omitempty"`
+	// istiod configures istiod through environment variables of its
+	// discovery container. istiod reads them at start, so a change rolls
+	// the istiod Deployment.
+	Istiod *IstiodApplyConfiguration `json:"istiod,omitempty"`
+	// namespaces labels namespaces for sidecar injection or the ambient data
+	// plane. Injection labels act when pods are created: existing pods keep
+	// their data plane until restarted.
+	Namespaces []NamespaceRuleApplyConfiguration `json:"namespaces,omitempty"`
+	// meshConfig holds any other top-level MeshConfig key (for example
+	// trustDomain, enablePrometheusMerge, ingressSelector, proxyHttpPort,
+	// caCertificates), merged into the mesh document as given. The controller
+	// checks it strictly against Istio's MeshConfig: an unknown key or a
+	// wrong type stalls the MeshSettings and nothing is written. Keys that a
+	// typed field covers (outboundTrafficPolicy, discoverySelectors,
+	// enableTracing, extensionProviders, defaultProviders, accessLogFile,
+	// accessLogEncoding, accessLogFormat, defaultHttpRetryPolicy, and the
+	// defaultConfig keys drainDuration, terminationDrainDuration,
+	// holdApplicationUntilProxyStarts, image and proxyMetadata) are refused
+	// the same way; other defaultConfig keys are allowed.
+	MeshConfig map[string]apiextensionsv1.JSON `json:"meshConfig,omitempty"`
 }
 
 // MeshSettingsSpecApplyConfiguration constructs a declarative configuration of the MeshSettingsSpec type for use with
@@ -39,5 +97,117 @@ func MeshSettingsSpec() *MeshSettingsSpecApplyConfiguration {
 // If called multiple times, the Revision field is set to the value of the last call.
 func (b *MeshSettingsSpecApplyConfiguration) WithRevision(value string) *MeshSettingsSpecApplyConfiguration {
 	b.Revision = &value
+	return b
+}
+
+// WithTarget sets the Target field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Target field is set to the value of the last call.
+func (b *MeshSettingsSpecApplyConfiguration) WithTarget(value *TargetApplyConfiguration) *MeshSettingsSpecApplyConfiguration {
+	b.Target = value
+	return b
+}
+
+// WithOutboundTrafficPolicy sets the OutboundTrafficPolicy field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the OutboundTrafficPolicy field is set to the value of the last call.
+func (b *MeshSettingsSpecApplyConfiguration) WithOutboundTrafficPolicy(value *OutboundTrafficPolicyApplyConfiguration) *MeshSettingsSpecApplyConfiguration {
+	b.OutboundTrafficPolicy = value
+	return b
+}
+
+// WithDiscoverySelectors adds the given value to the DiscoverySelectors field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the DiscoverySelectors field.
+func (b *MeshSettingsSpecApplyConfiguration) WithDiscoverySelectors(values ...*v1.LabelSelectorApplyConfiguration) *MeshSettingsSpecApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithDiscoverySelectors")
+		}
+		b.DiscoverySelectors = append(b.DiscoverySelectors, *values[i])
+	}
+	return b
+}
+
+// WithTracing sets the Tracing field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Tracing field is set to the value of the last call.
+func (b *MeshSettingsSpecApplyConfiguration) WithTracing(value *TracingApplyConfiguration) *MeshSettingsSpecApplyConfiguration {
+	b.Tracing = value
+	return b
+}
+
+// WithAccessLogging sets the AccessLogging field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the AccessLogging field is set to the value of the last call.
+func (b *MeshSettingsSpecApplyConfiguration) WithAccessLogging(value *AccessLoggingApplyConfiguration) *MeshSettingsSpecApplyConfiguration {
+	b.AccessLogging = value
+	return b
+}
+
+// WithAuthorization sets the Authorization field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Authorization field is set to the value of the last call.
+func (b *MeshSettingsSpecApplyConfiguration) WithAuthorization(value *AuthorizationApplyConfiguration) *MeshSettingsSpecApplyConfiguration {
+	b.Authorization = value
+	return b
+}
+
+// WithRetryPolicy sets the RetryPolicy field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the RetryPolicy field is set to the value of the last call.
+func (b *MeshSettingsSpecApplyConfiguration) WithRetryPolicy(value *RetryPolicyApplyConfiguration) *MeshSettingsSpecApplyConfiguration {
+	b.RetryPolicy = value
+	return b
+}
+
+// WithDrain sets the Drain field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Drain field is set to the value of the last call.
+func (b *MeshSettingsSpecApplyConfiguration) WithDrain(value *DrainApplyConfiguration) *MeshSettingsSpecApplyConfiguration {
+	b.Drain = value
+	return b
+}
+
+// WithProxy sets the Proxy field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Proxy field is set to the value of the last call.
+func (b *MeshSettingsSpecApplyConfiguration) WithProxy(value *ProxyApplyConfiguration) *MeshSettingsSpecApplyConfiguration {
+	b.Proxy = value
+	return b
+}
+
+// WithIstiod sets the Istiod field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Istiod field is set to the value of the last call.
+func (b *MeshSettingsSpecApplyConfiguration) WithIstiod(value *IstiodApplyConfiguration) *MeshSettingsSpecApplyConfiguration {
+	b.Istiod = value
+	return b
+}
+
+// WithNamespaces adds the given value to the Namespaces field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Namespaces field.
+func (b *MeshSettingsSpecApplyConfiguration) WithNamespaces(values ...*NamespaceRuleApplyConfiguration) *MeshSettingsSpecApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithNamespaces")
+		}
+		b.Namespaces = append(b.Namespaces, *values[i])
+	}
+	return b
+}
+
+// WithMeshConfig puts the entries into the MeshConfig field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, the entries provided by each call will be put on the MeshConfig field,
+// overwriting an existing map entries in MeshConfig field with the same key.
+func (b *MeshSettingsSpecApplyConfiguration) WithMeshConfig(entries map[string]apiextensionsv1.JSON) *MeshSettingsSpecApplyConfiguration {
+	if b.MeshConfig == nil && len(entries) > 0 {
+		b.MeshConfig = make(map[string]apiextensionsv1.JSON, len(entries))
+	}
+	for k, v := range entries {
+		b.MeshConfig[k] = v
+	}
 	return b
 }

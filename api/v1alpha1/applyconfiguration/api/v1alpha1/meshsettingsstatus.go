@@ -29,8 +29,18 @@ type MeshSettingsStatusApplyConfiguration struct {
 	// observedGeneration is the metadata.generation the status describes.
 	ObservedGeneration *int64 `json:"observedGeneration,omitempty"`
 	// conditions follow kstatus: Ready summarises; Reconciling and Stalled
-	// are present only while True.
+	// are present only while True; MeshConfigApplied, IstiodEnvApplied and
+	// NamespacesLabeled report each target.
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
+	// meshConfig reports the mesh ConfigMap written.
+	MeshConfig *MeshConfigStatusApplyConfiguration `json:"meshConfig,omitempty"`
+	// istiod reports the istiod Deployment.
+	Istiod *IstiodStatusApplyConfiguration `json:"istiod,omitempty"`
+	// namespaces reports the namespace labels.
+	Namespaces *NamespacesStatusApplyConfiguration `json:"namespaces,omitempty"`
+	// ignoredSettings lists settings not written because the running istiod
+	// does not read them.
+	IgnoredSettings []IgnoredSettingApplyConfiguration `json:"ignoredSettings,omitempty"`
 }
 
 // MeshSettingsStatusApplyConfiguration constructs a declarative configuration of the MeshSettingsStatus type for use with
@@ -56,6 +66,43 @@ func (b *MeshSettingsStatusApplyConfiguration) WithConditions(values ...*v1.Cond
 			panic("nil value passed to WithConditions")
 		}
 		b.Conditions = append(b.Conditions, *values[i])
+	}
+	return b
+}
+
+// WithMeshConfig sets the MeshConfig field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the MeshConfig field is set to the value of the last call.
+func (b *MeshSettingsStatusApplyConfiguration) WithMeshConfig(value *MeshConfigStatusApplyConfiguration) *MeshSettingsStatusApplyConfiguration {
+	b.MeshConfig = value
+	return b
+}
+
+// WithIstiod sets the Istiod field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Istiod field is set to the value of the last call.
+func (b *MeshSettingsStatusApplyConfiguration) WithIstiod(value *IstiodStatusApplyConfiguration) *MeshSettingsStatusApplyConfiguration {
+	b.Istiod = value
+	return b
+}
+
+// WithNamespaces sets the Namespaces field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Namespaces field is set to the value of the last call.
+func (b *MeshSettingsStatusApplyConfiguration) WithNamespaces(value *NamespacesStatusApplyConfiguration) *MeshSettingsStatusApplyConfiguration {
+	b.Namespaces = value
+	return b
+}
+
+// WithIgnoredSettings adds the given value to the IgnoredSettings field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the IgnoredSettings field.
+func (b *MeshSettingsStatusApplyConfiguration) WithIgnoredSettings(values ...*IgnoredSettingApplyConfiguration) *MeshSettingsStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithIgnoredSettings")
+		}
+		b.IgnoredSettings = append(b.IgnoredSettings, *values[i])
 	}
 	return b
 }
