@@ -12,7 +12,7 @@ import (
 // MeshSettingsSpec is the desired mesh-wide Istio configuration of one
 // control-plane revision.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.namespaces) || !has(self.revision) || self.revision == '' || self.namespaces.all(n, !has(n.sidecarLabel) || n.sidecarLabel != 'InjectionLabel')",message="namespaces[].sidecarLabel InjectionLabel selects the default revision; with spec.revision set use sidecarLabel Revision",fieldPath=".namespaces"
+// +kubebuilder:validation:XValidation:rule="!has(self.namespaces) || !has(self.revision) || self.revision == ” || self.namespaces.all(n, !has(n.sidecarLabel) || n.sidecarLabel != 'InjectionLabel')",message="namespaces[].sidecarLabel InjectionLabel selects the default revision; with spec.revision set use sidecarLabel Revision",fieldPath=".namespaces"
 // +kubebuilder:validation:XValidation:rule="!(has(self.tracing) && has(self.tracing.providers)) || self.tracing.providers.all(p, !((has(self.accessLogging) && has(self.accessLogging.providers)) && self.accessLogging.providers.exists(q, q.name == p.name)) && !((has(self.authorization) && has(self.authorization.providers)) && self.authorization.providers.exists(q, q.name == p.name)))",message="provider names must be unique across tracing, accessLogging and authorization providers"
 // +kubebuilder:validation:XValidation:rule="!(has(self.accessLogging) && has(self.accessLogging.providers)) || self.accessLogging.providers.all(p, !((has(self.authorization) && has(self.authorization.providers)) && self.authorization.providers.exists(q, q.name == p.name)))",message="provider names must be unique across tracing, accessLogging and authorization providers"
 type MeshSettingsSpec struct {
