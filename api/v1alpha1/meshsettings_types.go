@@ -12,7 +12,7 @@ import (
 // MeshSettingsSpec is the desired mesh-wide Istio configuration of one
 // control-plane revision.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.namespaces) || !has(self.revision) || self.revision == ” || self.namespaces.all(n, !has(n.sidecarLabel) || n.sidecarLabel != 'InjectionLabel')",message="namespaces[].sidecarLabel InjectionLabel selects the default revision; with spec.revision set use sidecarLabel Revision",fieldPath=".namespaces"
+// +kubebuilder:validation:XValidation:rule="!has(self.namespaces) || !has(self.revision) || self.revision.size() == 0 || self.namespaces.all(n, !has(n.sidecarLabel) || n.sidecarLabel != 'InjectionLabel')",message="namespaces[].sidecarLabel InjectionLabel selects the default revision; with spec.revision set use sidecarLabel Revision",fieldPath=".namespaces"
 // +kubebuilder:validation:XValidation:rule="!(has(self.tracing) && has(self.tracing.providers)) || self.tracing.providers.all(p, !((has(self.accessLogging) && has(self.accessLogging.providers)) && self.accessLogging.providers.exists(q, q.name == p.name)) && !((has(self.authorization) && has(self.authorization.providers)) && self.authorization.providers.exists(q, q.name == p.name)))",message="provider names must be unique across tracing, accessLogging and authorization providers"
 // +kubebuilder:validation:XValidation:rule="!(has(self.accessLogging) && has(self.accessLogging.providers)) || self.accessLogging.providers.all(p, !((has(self.authorization) && has(self.authorization.providers)) && self.authorization.providers.exists(q, q.name == p.name)))",message="provider names must be unique across tracing, accessLogging and authorization providers"
 type MeshSettingsSpec struct {
@@ -341,7 +341,7 @@ type AccessLogging struct {
 	// access log.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
-	// +kubebuilder:validation:XValidation:rule="self == '' || self.startsWith('/')",messageExpression="'file must be an absolute path, got ' + self"
+	// +kubebuilder:validation:XValidation:rule="self.size() == 0 || self.startsWith('/')",messageExpression="'file must be an absolute path, got ' + self"
 	File *string `json:"file,omitempty"`
 
 	// encoding of the access log: TEXT or JSON (mesh accessLogEncoding).
