@@ -18,6 +18,7 @@ import (
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
 	"github.com/meshsettings/meshsettings-operator/controllers"
+	"github.com/meshsettings/meshsettings-operator/internal/rendercmd"
 )
 
 var (
@@ -31,6 +32,10 @@ func init() {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "render" {
+		os.Exit(rendercmd.Run(os.Args[2:], os.Stdout, os.Stderr))
+	}
+
 	var (
 		metricsAddr          string
 		probeAddr            string

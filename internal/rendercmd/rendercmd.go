@@ -1,0 +1,179 @@
+// Package rendercmd is the `meshsettings-operator render` command: it prints
+// what the operator would write for a MeshSettings file, without a cluster,
+// so changes can be reviewed in CI.
+package rendercmd
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/meshsettings/meshsettings-operator/api/v1alpha1"
+	"github.com/meshsettings/meshsettings-operator/internal/render"
+)
+
+// Output is everything the operator would write for one MeshSettings.
+type Output struct {
+	ConfigMap *corev1.ConfigMap
+	Istiod    IstiodEnv
+	Rules     []NamespaceRule
+}
+
+// IstiodEnv is the istiod environment the operator owns.
+type IstiodEnv struct {
+	Deployment string                    `json:"deployment"`
+	Container  string                    `json:"container"`
+	Env        []corev1.EnvVar           `json:"env"`
+	Ignored    []v1alpha1.IgnoredSetting `json:"ignored,omitempty"`
+}
+
+// NamespaceRule is one namespaces[] entry and the labels it sets.
+type NamespaceRule struct {
+	Names    []string              `json:"names,omitempty"`
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+	Labels   map[string]string     `json:"labels"`
+}
+
+// Run is the command's entry point; it returns the process exit code.
+func Run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("f", "", "MeshSettings manifest to render (required)")
+	current := fs.String("mesh-config", "", "current mesh document, or a ConfigMap manifest holding it under data.mesh")
+	istiodTag := fs.String("istiod-version", "", "istiod image tag (e.g. 1.28.1); settings it does not read are skipped")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: meshsettings-operator render -f meshsettings.yaml [--mesh-config current-mesh.yaml] [--istiod-version 1.28.1]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *file == "" {
+		fs.Usage()
+		return 2
+	}
+	out, err := renderFiles(*file, *current, *istiodTag)
+	if err == nil {
+		err = Print(stdout, out)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "render: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func renderFiles(file, currentFile, istiodTag string) (*Output, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var ms v1alpha1.MeshSettings
+	if err := yaml.UnmarshalStrict(raw, &ms); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if ms.Kind != "MeshSettings" || ms.APIVersion != v1alpha1.GroupVersion.String() {
+		return nil, fmt.Errorf("%s: want kind MeshSettings, apiVersion %s; got %q, %q", file, v1alpha1.GroupVersion, ms.Kind, ms.APIVersion)
+	}
+	var current string
+	var managed []render.Path
+	if currentFile != "" {
+		if current, managed, err = readCurrent(currentFile); err != nil {
+			return nil, err
+		}
+	}
+	return Render(&ms, current, managed, istiodTag)
+}
+
+// readCurrent accepts a bare mesh document or a ConfigMap manifest.
+func readCurrent(file string) (string, []render.Path, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return "", nil, err
+	}
+	var probe struct {
+		Kind string `json:"kind"`
+	}
+	if err := yaml.Unmarshal(raw, &probe); err == nil && probe.Kind == "ConfigMap" {
+		var cm corev1.ConfigMap
+		if err := yaml.Unmarshal(raw, &cm); err != nil {
+			return "", nil, fmt.Errorf("%s: %w", file, err)
+		}
+		managed, err := render.DecodeManaged(cm.Annotations[render.ManagedKeysAnnotation])
+		return cm.Data[render.MeshKey], managed, err
+	}
+	return string(raw), nil, nil
+}
+
+// Render computes the Output of ms against the current mesh document.
+func Render(ms *v1alpha1.MeshSettings, current string, managed []render.Path, istiodTag string) (*Output, error) {
+	spec := &ms.Spec
+	if err := render.CheckVersion(spec, istiodTag); err != nil {
+		return nil, err
+	}
+	mesh, err := render.Mesh(spec, current, managed)
+	if err != nil {
+		return nil, err
+	}
+	targets := render.TargetsFor(spec)
+	ns := ms.Namespace
+	if ns == "" {
+		ns = "istio-system"
+	}
+	out := &Output{
+		ConfigMap: &corev1.ConfigMap{
+			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+			ObjectMeta: metav1.ObjectMeta{
+				Name: targets.ConfigMap, Namespace: ns,
+				Annotations: map[string]string{render.ManagedKeysAnnotation: render.EncodeManaged(mesh.Managed)},
+			},
+			Data: map[string]string{render.MeshKey: mesh.Document},
+		},
+	}
+	env := render.Env(spec, istiodTag)
+	out.Istiod = IstiodEnv{Deployment: targets.IstiodDeployment, Container: targets.IstiodContainer, Env: env.Env, Ignored: env.Ignored}
+	if out.Istiod.Env == nil {
+		out.Istiod.Env = []corev1.EnvVar{}
+	}
+	for i := range spec.Namespaces {
+		r := &spec.Namespaces[i]
+		out.Rules = append(out.Rules, NamespaceRule{Names: r.Names, Selector: r.Selector, Labels: render.RuleLabels(r, spec.Revision)})
+	}
+	return out, nil
+}
+
+// Print writes out as a YAML stream: the ConfigMap, then the istiod
+// environment and the namespace rules, each introduced by a comment.
+func Print(w io.Writer, out *Output) error {
+	var b strings.Builder
+	section := func(comment string, v any) error {
+		y, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if b.Len() > 0 {
+			b.WriteString("---\n")
+		}
+		b.WriteString("# " + comment + "\n")
+		b.Write(y)
+		return nil
+	}
+	cm := out.ConfigMap
+	errs := []error{
+		section(fmt.Sprintf("mesh ConfigMap %s/%s (key %q)", cm.Namespace, cm.Name, render.MeshKey), cm),
+		section(fmt.Sprintf("istiod Deployment %s/%s, container %s: environment entries owned by the operator", cm.Namespace, out.Istiod.Deployment, out.Istiod.Container), map[string]any{"istiodEnv": out.Istiod}),
+		section("namespace label rules (first matching rule wins)", map[string]any{"namespaceRules": out.Rules}),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
