@@ -902,13 +902,17 @@ type LabelConflict struct {
 	Namespace string `json:"namespace"`
 	// label key.
 	Label string `json:"label"`
-	// want is the value the operator would write.
+	// want is the value the operator would write; empty when the operator
+	// needs the label absent (it forbids the operator's labels).
 	Want string `json:"want"`
 	// have is the value found.
 	Have string `json:"have"`
 	// manager owning the label, when known.
 	// +optional
 	Manager string `json:"manager,omitempty"`
+	// message explains the conflict.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // IgnoredSetting is a setting skipped for the running Istio version.

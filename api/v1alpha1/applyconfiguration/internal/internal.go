@@ -320,6 +320,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: manager
       type:
         scalar: string
+    - name: message
+      type:
+        scalar: string
     - name: namespace
       type:
         scalar: string

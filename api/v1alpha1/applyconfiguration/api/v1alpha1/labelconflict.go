@@ -26,12 +26,15 @@ type LabelConflictApplyConfiguration struct {
 	Namespace *string `json:"namespace,omitempty"`
 	// label key.
 	Label *string `json:"label,omitempty"`
-	// want is the value the operator would write.
+	// want is the value the operator would write; empty when the operator
+	// needs the label absent (it forbids the operator's labels).
 	Want *string `json:"want,omitempty"`
 	// have is the value found.
 	Have *string `json:"have,omitempty"`
 	// manager owning the label, when known.
 	Manager *string `json:"manager,omitempty"`
+	// message explains the conflict.
+	Message *string `json:"message,omitempty"`
 }
 
 // LabelConflictApplyConfiguration constructs a declarative configuration of the LabelConflict type for use with
@@ -77,5 +80,13 @@ func (b *LabelConflictApplyConfiguration) WithHave(value string) *LabelConflictA
 // If called multiple times, the Manager field is set to the value of the last call.
 func (b *LabelConflictApplyConfiguration) WithManager(value string) *LabelConflictApplyConfiguration {
 	b.Manager = &value
+	return b
+}
+
+// WithMessage sets the Message field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Message field is set to the value of the last call.
+func (b *LabelConflictApplyConfiguration) WithMessage(value string) *LabelConflictApplyConfiguration {
+	b.Message = &value
 	return b
 }
