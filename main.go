@@ -43,6 +43,7 @@ func main() {
 		enableHTTP2          bool
 		enableLeaderElection bool
 		leaderElectionNS     string
+		controlPlaneNS       string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
 		"The address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP). 0 disables it.")
@@ -55,6 +56,9 @@ func main() {
 		"Elect a leader through a Lease so only one replica writes at a time.")
 	flag.StringVar(&leaderElectionNS, "leader-election-namespace", "",
 		"Namespace of the leader-election Lease (default: the operator's own namespace).")
+	flag.StringVar(&controlPlaneNS, "control-plane-namespace", "",
+		"Only reconcile MeshSettings, and only cache ConfigMaps and Deployments, in this namespace (usually istio-system). "+
+			"Empty: all namespaces.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -84,6 +88,7 @@ func main() {
 		// The operator stops writing as soon as it loses the lease, so the
 		// next leader can start without waiting for the lease to expire.
 		LeaderElectionReleaseOnCancel: true,
+		Cache:                         controllers.CacheOptions(controlPlaneNS),
 	})
 	if err != nil {
 		setupLog.Error(err, "unable to create manager")
@@ -91,8 +96,10 @@ func main() {
 	}
 
 	if err := (&controllers.MeshSettingsReconciler{
-		Client: mgr.GetClient(),
-		Scheme: mgr.GetScheme(),
+		Client:    mgr.GetClient(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  mgr.GetEventRecorder("meshsettings-operator"),
+		APIReader: mgr.GetAPIReader(),
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "MeshSettings")
 		os.Exit(1)

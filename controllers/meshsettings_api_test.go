@@ -34,8 +34,9 @@ var _ = Describe("MeshSettings API", func() {
 		Expect(list.Items).To(HaveLen(1))
 
 		By("refusing a change of the immutable revision")
+		orig := out.DeepCopy()
 		out.Spec.Revision = "stable"
-		err := k8sClient.Update(ctx, &out)
+		err := k8sClient.Patch(ctx, &out, client.MergeFrom(orig))
 		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
 		Expect(err.Error()).To(ContainSubstring("revision is immutable"))
 

@@ -3,41 +3,374 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"sort"
+	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
+	"github.com/meshsettings/meshsettings-operator/internal/render"
 )
 
-// MeshSettingsReconciler reconciles MeshSettings into Istio's mesh-wide configuration.
+// Finalizer lets the operator remove what it wrote before a MeshSettings goes.
+const Finalizer = "mesh.meshsettings.io/cleanup"
+
+// Reasons of the conditions.
+const (
+	ReasonReconciled     = "Reconciled"
+	ReasonProgressing    = "Progressing"
+	ReasonInvalidSpec    = "InvalidSpec"
+	ReasonConflict       = "Conflict"
+	ReasonIstiodNotFound = "IstiodNotFound"
+	ReasonLabelConflict  = "LabelConflict"
+	ReasonApplyFailed    = "ApplyFailed"
+	ReasonUpToDate       = "UpToDate"
+)
+
+// MeshSettingsReconciler reconciles MeshSettings into Istio's mesh-wide
+// configuration: the mesh ConfigMap, istiod's environment and namespace labels.
 type MeshSettingsReconciler struct {
 	client.Client
-	Scheme *runtime.Scheme
+	Scheme   *runtime.Scheme
+	Recorder events.EventRecorder
+	// APIReader reads around the cache (used on deletion, where the cache's
+	// trimmed managedFields cannot tell whether others use a ConfigMap).
+	APIReader client.Reader
 }
 
 // +kubebuilder:rbac:groups=mesh.meshsettings.io,resources=meshsettings,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=mesh.meshsettings.io,resources=meshsettings/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=mesh.meshsettings.io,resources=meshsettings/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile fetches the MeshSettings; translating it into Istio configuration
-// comes with the render package.
-func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
-	var ms meshv1alpha1.MeshSettings
-	if err := r.Get(ctx, req.NamespacedName, &ms); err != nil {
+// Reconcile reads as: fetch -> finalizer -> observe -> plan (pure) -> apply -> status.
+func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	ms := &meshv1alpha1.MeshSettings{}
+	if err := r.Get(ctx, req.NamespacedName, ms); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	log.V(1).Info("observed", "generation", ms.Generation)
+	if !ms.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, ms)
+	}
+	if !controllerutil.ContainsFinalizer(ms, Finalizer) {
+		orig := ms.DeepCopy()
+		controllerutil.AddFinalizer(ms, Finalizer)
+		if err := r.Patch(ctx, ms, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	before := ms.Status.DeepCopy()
+	defer func() {
+		if err := r.patchStatus(ctx, ms, before); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
+
+	if winner, err := r.writer(ctx, ms); err != nil {
+		return ctrl.Result{}, err
+	} else if winner.UID != ms.UID {
+		r.stall(ms, ReasonConflict, fmt.Sprintf(
+			"MeshSettings %s, created earlier, already targets ConfigMap %s or Deployment %s; this one writes nothing until it is removed",
+			winner.Name, render.TargetsFor(&ms.Spec).ConfigMap, render.TargetsFor(&ms.Spec).IstiodDeployment))
+		return ctrl.Result{}, nil
+	}
+
+	obs, err := r.observe(ctx, ms)
+	if err != nil {
+		return ctrl.Result{}, r.retrying(ms, err)
+	}
+	p, err := computePlan(ms, obs)
+	if fe, ok := isSpecError(err); ok {
+		r.stall(ms, ReasonInvalidSpec, fe.Error()+"; nothing was written")
+		r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, ReasonInvalidSpec, "Plan", "%s", fe.Error())
+		return ctrl.Result{}, nil
+	} else if err != nil {
+		return ctrl.Result{}, r.retrying(ms, err)
+	}
+	if err := r.apply(ctx, ms, p); err != nil {
+		return ctrl.Result{}, r.retrying(ms, err)
+	}
+	r.report(ms, p)
 	return ctrl.Result{}, nil
 }
 
-// SetupWithManager registers the reconciler and its watches.
+// writer returns the MeshSettings allowed to write the targets of ms: the
+// oldest one targeting the same ConfigMap or istiod (ties broken by name).
+func (r *MeshSettingsReconciler) writer(ctx context.Context, ms *meshv1alpha1.MeshSettings) (*meshv1alpha1.MeshSettings, error) {
+	var list meshv1alpha1.MeshSettingsList
+	if err := r.List(ctx, &list, client.InNamespace(ms.Namespace)); err != nil {
+		return nil, err
+	}
+	mine := render.TargetsFor(&ms.Spec)
+	winner := ms
+	for i := range list.Items {
+		o := &list.Items[i]
+		theirs := render.TargetsFor(&o.Spec)
+		if theirs.ConfigMap != mine.ConfigMap && theirs.IstiodDeployment != mine.IstiodDeployment {
+			continue
+		}
+		if o.CreationTimestamp.Before(&winner.CreationTimestamp) ||
+			(o.CreationTimestamp.Equal(&winner.CreationTimestamp) && o.Name < winner.Name) {
+			winner = o
+		}
+	}
+	return winner, nil
+}
+
+// observe reads the targets from the cache.
+func (r *MeshSettingsReconciler) observe(ctx context.Context, ms *meshv1alpha1.MeshSettings) (*observed, error) {
+	t := render.TargetsFor(&ms.Spec)
+	obs := &observed{}
+	cm := &corev1.ConfigMap{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ms.Namespace, Name: t.ConfigMap}, cm); err == nil {
+		obs.configMap = cm
+	} else if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	d := &appsv1.Deployment{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ms.Namespace, Name: t.IstiodDeployment}, d); err == nil {
+		obs.deployment = d
+	} else if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	nsList := &metav1.PartialObjectMetadataList{}
+	nsList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	if err := r.List(ctx, nsList); err != nil {
+		return nil, err
+	}
+	obs.namespaces = nsList.Items
+	var all meshv1alpha1.MeshSettingsList
+	if err := r.List(ctx, &all); err != nil {
+		return nil, err
+	}
+	obs.existing = make(map[string]bool, len(all.Items))
+	for i := range all.Items {
+		obs.existing[all.Items[i].Namespace+"/"+all.Items[i].Name] = true
+	}
+	return obs, nil
+}
+
+// apply sends the writes of the plan, each with server-side apply. It sets
+// MeshConfigApplied, IstiodEnvApplied and NamespacesLabeled.
+func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.MeshSettings, p *plan) error {
+	owner := client.FieldOwner(FieldManager)
+	if p.configMapApply != nil {
+		// Forced: the operator is the authority for the mesh key it merged.
+		if err := r.Client.Apply(ctx, p.configMapApply, owner, client.ForceOwnership); err != nil {
+			r.setCondition(ms, meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionFalse, ReasonApplyFailed, err.Error())
+			r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, ReasonApplyFailed, "ApplyConfigMap", "ConfigMap %s: %v", p.targets.ConfigMap, err)
+			return err
+		}
+		r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "MeshConfigApplied", "ApplyConfigMap", "Wrote key %q of ConfigMap %s", render.MeshKey, p.targets.ConfigMap)
+	}
+	r.setCondition(ms, meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionTrue, ReasonUpToDate,
+		fmt.Sprintf("ConfigMap %s holds the mesh document", p.targets.ConfigMap))
+
+	switch {
+	case p.istiodMissing:
+		r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, ReasonIstiodNotFound,
+			fmt.Sprintf("Deployment %s not found in %s; its environment is written when it appears", p.targets.IstiodDeployment, ms.Namespace))
+	case p.containerAbsent:
+		r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, ReasonIstiodNotFound,
+			fmt.Sprintf("Deployment %s has no container %s", p.targets.IstiodDeployment, p.targets.IstiodContainer))
+	default:
+		if p.deploymentApply != nil {
+			// Forced: entries such as Helm's PILOT_TRACE_SAMPLING change hands to the operator.
+			if err := r.Client.Apply(ctx, p.deploymentApply, owner, client.ForceOwnership); err != nil {
+				if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+					return fmt.Errorf("deployment %s changed while applying: %w", p.targets.IstiodDeployment, err)
+				}
+				r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, ReasonApplyFailed, err.Error())
+				r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, ReasonApplyFailed, "ApplyIstiodEnv", "Deployment %s: %v", p.targets.IstiodDeployment, err)
+				return err
+			}
+			r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "IstiodEnvApplied", "ApplyIstiodEnv",
+				"Set %d environment entries of %s/%s (istiod restarts)", len(p.env.Env), p.targets.IstiodDeployment, p.targets.IstiodContainer)
+		}
+		r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionTrue, ReasonUpToDate,
+			fmt.Sprintf("Deployment %s has the %d environment entries", p.targets.IstiodDeployment, len(p.env.Env)))
+	}
+	if len(p.env.Ignored) > 0 && !equality.Semantic.DeepEqual(ms.Status.IgnoredSettings, p.env.Ignored) {
+		for _, s := range p.env.Ignored {
+			r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, "SettingIgnored", "Plan", "%s: %s", s.Field, s.Reason)
+		}
+	}
+
+	changed := 0
+	for _, ac := range p.namespaceApplies {
+		// Not forced: a label another manager holds is reported, not taken.
+		if err := r.Client.Apply(ctx, ac, owner); err != nil {
+			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+				continue // deleted or re-created meanwhile: its event brings a new reconcile
+			}
+			r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionFalse, ReasonApplyFailed, err.Error())
+			r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, ReasonApplyFailed, "LabelNamespace", "Namespace %s: %v", *ac.Name, err)
+			return err
+		}
+		changed++
+	}
+	if changed > 0 {
+		r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "NamespacesLabeled", "LabelNamespaces", "Updated labels of %d namespaces", changed)
+	}
+	if len(p.conflicts) > 0 {
+		r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionFalse, ReasonLabelConflict, conflictMessage(p.conflicts))
+	} else {
+		r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionTrue, ReasonUpToDate,
+			fmt.Sprintf("%d of %d selected namespaces labeled", p.labeled, p.selected))
+	}
+	return nil
+}
+
+func conflictMessage(conflicts []meshv1alpha1.LabelConflict) string {
+	parts := make([]string, 0, len(conflicts))
+	for _, c := range conflicts {
+		parts = append(parts, fmt.Sprintf("namespace %s: %s", c.Namespace, c.Message))
+	}
+	sort.Strings(parts)
+	if len(parts) > 5 {
+		parts = append(parts[:5], fmt.Sprintf("and %d more (see status.namespaces.conflicts)", len(conflicts)-5))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// report fills the status fields and the summary conditions after the writes.
+func (r *MeshSettingsReconciler) report(ms *meshv1alpha1.MeshSettings, p *plan) {
+	st := &ms.Status
+	st.MeshConfig = &meshv1alpha1.MeshConfigStatus{ConfigMapName: p.targets.ConfigMap, Hash: p.meshHash}
+	st.Istiod = &meshv1alpha1.IstiodStatus{DeploymentName: p.targets.IstiodDeployment, Version: p.istiodTag}
+	st.Namespaces = &meshv1alpha1.NamespacesStatus{Selected: p.selected, Labeled: p.labeled, Conflicts: p.conflicts}
+	st.IgnoredSettings = p.env.Ignored
+
+	removeCondition(ms, meshv1alpha1.ConditionReconciling)
+	var warnings []string
+	if p.selectorWarning != "" {
+		warnings = append(warnings, "warning: "+p.selectorWarning)
+	}
+	if len(p.env.Ignored) > 0 {
+		warnings = append(warnings, fmt.Sprintf("%d settings ignored by istiod %s (see status.ignoredSettings)", len(p.env.Ignored), p.istiodTag))
+	}
+	suffix := ""
+	if len(warnings) > 0 {
+		suffix = "; " + strings.Join(warnings, "; ")
+	}
+	switch {
+	case len(p.conflicts) > 0:
+		msg := "Namespace labels held by other managers: " + conflictMessage(p.conflicts)
+		r.setCondition(ms, meshv1alpha1.ConditionStalled, metav1.ConditionTrue, ReasonLabelConflict, msg)
+		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonLabelConflict, msg)
+	case p.istiodMissing || p.containerAbsent:
+		removeCondition(ms, meshv1alpha1.ConditionStalled)
+		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonIstiodNotFound,
+			"Mesh ConfigMap written; waiting for istiod Deployment "+p.targets.IstiodDeployment+suffix)
+	default:
+		removeCondition(ms, meshv1alpha1.ConditionStalled)
+		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonReconciled,
+			fmt.Sprintf("Mesh configuration applied to ConfigMap %s, Deployment %s and %d namespaces%s",
+				p.targets.ConfigMap, p.targets.IstiodDeployment, p.labeled, suffix))
+	}
+	if p.selectorWarning != "" && !strings.Contains(conditionMessage(ms.Status.Conditions, meshv1alpha1.ConditionReady), p.selectorWarning) {
+		r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, "DiscoverySelectors", "Plan", "%s", p.selectorWarning)
+	}
+	st.ObservedGeneration = ms.Generation
+}
+
+// stall records a problem only the user can fix: Stalled and Ready=False.
+func (r *MeshSettingsReconciler) stall(ms *meshv1alpha1.MeshSettings, reason, msg string) {
+	removeCondition(ms, meshv1alpha1.ConditionReconciling)
+	r.setCondition(ms, meshv1alpha1.ConditionStalled, metav1.ConditionTrue, reason, msg)
+	r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	ms.Status.ObservedGeneration = ms.Generation
+}
+
+// retrying records a transient error; the returned error requeues with backoff.
+func (r *MeshSettingsReconciler) retrying(ms *meshv1alpha1.MeshSettings, err error) error {
+	r.setCondition(ms, meshv1alpha1.ConditionReconciling, metav1.ConditionTrue, ReasonProgressing, "Retrying after error: "+err.Error())
+	if conditionStatus(ms.Status.Conditions, meshv1alpha1.ConditionReady) != metav1.ConditionFalse {
+		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonProgressing, "Retrying after error: "+err.Error())
+	}
+	return err
+}
+
+// patchStatus writes the status only when it changed.
+func (r *MeshSettingsReconciler) patchStatus(ctx context.Context, ms *meshv1alpha1.MeshSettings, before *meshv1alpha1.MeshSettingsStatus) error {
+	if equality.Semantic.DeepEqual(before, &ms.Status) {
+		return nil
+	}
+	orig := ms.DeepCopy()
+	orig.Status = *before
+	return client.IgnoreNotFound(r.Status().Patch(ctx, ms, client.MergeFrom(orig)))
+}
+
+func (r *MeshSettingsReconciler) setCondition(ms *meshv1alpha1.MeshSettings, t string, s metav1.ConditionStatus, reason, msg string) {
+	setCondition(&ms.Status.Conditions, metav1.Condition{
+		Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: ms.Generation,
+	})
+}
+
+// SetupWithManager registers the reconciler and its watches: MeshSettings,
+// and exactly the objects it writes (ConfigMaps, Deployments, Namespaces as
+// metadata only), each mapped back to the MeshSettings of their namespace.
 func (r *MeshSettingsReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&meshv1alpha1.MeshSettings{}).
+		// Another MeshSettings' arrival or departure decides who writes.
+		Watches(&meshv1alpha1.MeshSettings{}, handler.EnqueueRequestsFromMapFunc(r.inNamespace)).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.inNamespace)).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.inNamespace),
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, createdOrDeleted()))).
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.all),
+			builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, createdOrDeleted()))).
 		Named("meshsettings").
 		Complete(r)
+}
+
+func createdOrDeleted() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(_ event.CreateEvent) bool { return true },
+		DeleteFunc:  func(_ event.DeleteEvent) bool { return true },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return !e.ObjectNew.GetDeletionTimestamp().IsZero() },
+		GenericFunc: func(_ event.GenericEvent) bool { return false },
+	}
+}
+
+func (r *MeshSettingsReconciler) inNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.list(ctx, client.InNamespace(o.GetNamespace()))
+}
+
+func (r *MeshSettingsReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
+	return r.list(ctx)
+}
+
+func (r *MeshSettingsReconciler) list(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
+	var list meshv1alpha1.MeshSettingsList
+	if err := r.List(ctx, &list, opts...); err != nil {
+		logf.FromContext(ctx).Error(err, "listing MeshSettings")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
 }

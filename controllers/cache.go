@@ -1,0 +1,47 @@
+package controllers
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
+)
+
+// CacheOptions keeps the operator's memory independent of unrelated objects:
+// ConfigMaps, Deployments and MeshSettings are cached only in the control-plane
+// namespace when one is given, Namespaces are watched as metadata only, and
+// every cached object keeps only the operator's own managedFields entry
+// (enough to know what it owns, a fraction of the bytes).
+func CacheOptions(controlPlaneNamespace string) cache.Options {
+	opts := cache.Options{DefaultTransform: keepOwnManagedFields}
+	if controlPlaneNamespace != "" {
+		scoped := cache.ByObject{Namespaces: map[string]cache.Config{controlPlaneNamespace: {}}}
+		opts.ByObject = map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}:          scoped,
+			&appsv1.Deployment{}:         scoped,
+			&meshv1alpha1.MeshSettings{}: scoped,
+		}
+	}
+	return opts
+}
+
+func keepOwnManagedFields(obj any) (any, error) {
+	o, ok := obj.(metav1.Object)
+	if !ok {
+		return obj, nil // tombstones pass through
+	}
+	fields := o.GetManagedFields()
+	kept := fields[:0:0]
+	for _, f := range fields {
+		if f.Manager == FieldManager {
+			kept = append(kept, f)
+		}
+	}
+	if len(kept) != len(fields) {
+		o.SetManagedFields(kept)
+	}
+	return obj, nil
+}

@@ -1,0 +1,128 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
+	"github.com/meshsettings/meshsettings-operator/internal/render"
+)
+
+// finalize removes what the MeshSettings wrote, mesh keys, env entries and
+// labels, then releases the finalizer. Nothing else on those objects changes.
+// A MeshSettings that lost a Conflict wrote nothing and only lets go.
+func (r *MeshSettingsReconciler) finalize(ctx context.Context, ms *meshv1alpha1.MeshSettings) error {
+	if !controllerutil.ContainsFinalizer(ms, Finalizer) {
+		return nil
+	}
+	winner, err := r.writer(ctx, ms)
+	if err != nil {
+		return err
+	}
+	if winner.UID == ms.UID {
+		t := render.TargetsFor(&ms.Spec)
+		if err := r.releaseMeshConfig(ctx, ms.Namespace, t.ConfigMap); err != nil {
+			return fmt.Errorf("removing mesh keys from ConfigMap %s: %w", t.ConfigMap, err)
+		}
+		if err := r.releaseIstiodEnv(ctx, ms.Namespace, t.IstiodDeployment); err != nil {
+			return fmt.Errorf("removing env entries from Deployment %s: %w", t.IstiodDeployment, err)
+		}
+		if err := r.releaseLabels(ctx, ms.Namespace+"/"+ms.Name); err != nil {
+			return fmt.Errorf("removing namespace labels: %w", err)
+		}
+		r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "Cleaned", "Finalize", "Removed the mesh keys, istiod env entries and namespace labels it wrote")
+	}
+	orig := ms.DeepCopy()
+	controllerutil.RemoveFinalizer(ms, Finalizer)
+	return client.IgnoreNotFound(r.Patch(ctx, ms, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})))
+}
+
+// releaseMeshConfig removes the managed keys. A ConfigMap left empty that no
+// other manager uses (the operator created it) is deleted.
+func (r *MeshSettingsReconciler) releaseMeshConfig(ctx context.Context, namespace, name string) error {
+	cm := &corev1.ConfigMap{}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, cm); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	previous, err := render.DecodeManaged(cm.Annotations[render.ManagedKeysAnnotation])
+	if err != nil {
+		return err
+	}
+	res, err := render.Mesh(&meshv1alpha1.MeshSettingsSpec{}, cm.Data[render.MeshKey], previous)
+	if err != nil {
+		return err
+	}
+	if res.Document == "" && onlyManager(cm.ManagedFields) {
+		return client.IgnoreNotFound(r.Delete(ctx, cm, client.Preconditions{UID: &cm.UID, ResourceVersion: &cm.ResourceVersion}))
+	}
+	ac := corev1ac.ConfigMap(name, namespace).WithUID(cm.UID).WithData(map[string]string{render.MeshKey: res.Document})
+	return ignoreGone(r.Client.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership))
+}
+
+func onlyManager(fields []metav1.ManagedFieldsEntry) bool {
+	for _, f := range fields {
+		if f.Manager != FieldManager {
+			return false
+		}
+	}
+	return true
+}
+
+// releaseIstiodEnv applies an empty configuration: every env entry only the
+// operator owned disappears.
+func (r *MeshSettingsReconciler) releaseIstiodEnv(ctx context.Context, namespace, name string) error {
+	d := &appsv1.Deployment{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, d); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !ownsAny(d.ManagedFields) {
+		return nil
+	}
+	return ignoreGone(r.Client.Apply(ctx, appsv1ac.Deployment(name, namespace).WithUID(d.UID), client.FieldOwner(FieldManager), client.ForceOwnership))
+}
+
+// releaseLabels drops the labels of the namespaces this MeshSettings owns.
+func (r *MeshSettingsReconciler) releaseLabels(ctx context.Context, me string) error {
+	nsList := &metav1.PartialObjectMetadataList{}
+	nsList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	if err := r.List(ctx, nsList); err != nil {
+		return err
+	}
+	for i := range nsList.Items {
+		ns := &nsList.Items[i]
+		if ns.Annotations[OwnerAnnotation] != me {
+			continue
+		}
+		if err := ignoreGone(r.Client.Apply(ctx, corev1ac.Namespace(ns.Name).WithUID(ns.UID), client.FieldOwner(FieldManager))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ownsAny(fields []metav1.ManagedFieldsEntry) bool {
+	for _, f := range fields {
+		if f.Manager == FieldManager && f.Operation == metav1.ManagedFieldsOperationApply {
+			return true
+		}
+	}
+	return false
+}
+
+// ignoreGone treats a target deleted or replaced meanwhile as done.
+func ignoreGone(err error) error {
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
