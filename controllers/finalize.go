@@ -3,13 +3,14 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -34,7 +35,7 @@ func (r *MeshSettingsReconciler) finalize(ctx context.Context, ms *meshv1alpha1.
 		if err := r.releaseMeshConfig(ctx, ms.Namespace, t.ConfigMap); err != nil {
 			return fmt.Errorf("removing mesh keys from ConfigMap %s: %w", t.ConfigMap, err)
 		}
-		if err := r.releaseIstiodEnv(ctx, ms.Namespace, t.IstiodDeployment); err != nil {
+		if err := r.releaseIstiodEnv(ctx, ms.Namespace, t.IstiodDeployment, t.IstiodContainer); err != nil {
 			return fmt.Errorf("removing env entries from Deployment %s: %w", t.IstiodDeployment, err)
 		}
 		if err := r.releaseLabels(ctx, ms.Namespace+"/"+ms.Name); err != nil {
@@ -47,18 +48,23 @@ func (r *MeshSettingsReconciler) finalize(ctx context.Context, ms *meshv1alpha1.
 	return client.IgnoreNotFound(r.Patch(ctx, ms, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})))
 }
 
-// releaseMeshConfig removes the managed keys. A ConfigMap left empty that no
+// releaseMeshConfig removes the managed keys, putting back values they
+// replaced, and the record annotations. A ConfigMap left empty that no
 // other manager uses (the operator created it) is deleted.
 func (r *MeshSettingsReconciler) releaseMeshConfig(ctx context.Context, namespace, name string) error {
 	cm := &corev1.ConfigMap{}
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, cm); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	previous, err := render.DecodeManaged(cm.Annotations[render.ManagedKeysAnnotation])
+	managed, err := render.DecodeManaged(cm.Annotations[render.ManagedKeysAnnotation])
 	if err != nil {
 		return err
 	}
-	res, err := render.Mesh(&meshv1alpha1.MeshSettingsSpec{}, cm.Data[render.MeshKey], previous)
+	replaced, err := render.DecodeReplaced(cm.Annotations[render.ReplacedValuesAnnotation])
+	if err != nil {
+		return err
+	}
+	res, err := render.MergeMesh(&meshv1alpha1.MeshSettingsSpec{}, cm.Data[render.MeshKey], render.MeshState{Managed: managed, Replaced: replaced})
 	if err != nil {
 		return err
 	}
@@ -78,17 +84,24 @@ func onlyManager(fields []metav1.ManagedFieldsEntry) bool {
 	return true
 }
 
-// releaseIstiodEnv applies an empty configuration: every env entry only the
-// operator owned disappears.
-func (r *MeshSettingsReconciler) releaseIstiodEnv(ctx context.Context, namespace, name string) error {
+// releaseIstiodEnv drops the env entries the operator added and puts back
+// the ones it replaced, with their original values, and its annotations.
+func (r *MeshSettingsReconciler) releaseIstiodEnv(ctx context.Context, namespace, name, container string) error {
 	d := &appsv1.Deployment{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, d); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	if !ownsAny(d.ManagedFields) {
+	managed, replaced := envRecords(d.Annotations)
+	if len(managed) == 0 && len(replaced) == 0 {
 		return nil
 	}
-	return ignoreGone(r.Client.Apply(ctx, appsv1ac.Deployment(name, namespace).WithUID(d.UID), client.FieldOwner(FieldManager), client.ForceOwnership))
+	restore := make([]corev1.EnvVar, 0, len(replaced))
+	for _, e := range replaced {
+		restore = append(restore, e)
+	}
+	slices.SortFunc(restore, func(a, b corev1.EnvVar) int { return strings.Compare(a.Name, b.Name) })
+	ac := deploymentEnvApply(d, container, restore, nil)
+	return ignoreGone(r.Client.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership))
 }
 
 // releaseLabels drops the labels of the namespaces this MeshSettings owns.
@@ -108,15 +121,6 @@ func (r *MeshSettingsReconciler) releaseLabels(ctx context.Context, me string) e
 		}
 	}
 	return nil
-}
-
-func ownsAny(fields []metav1.ManagedFieldsEntry) bool {
-	for _, f := range fields {
-		if f.Manager == FieldManager && f.Operation == metav1.ManagedFieldsOperationApply {
-			return true
-		}
-	}
-	return false
 }
 
 // ignoreGone treats a target deleted or replaced meanwhile as done.

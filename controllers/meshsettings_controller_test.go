@@ -158,11 +158,15 @@ var _ = Describe("MeshSettings controller", func() {
 	It("writes the three targets, keeps what it does not own, follows updates and cleans up on deletion", func() {
 		cp := controlPlane(true, "docker.io/istio/pilot:1.28.1")
 		app := appNamespace(map[string]string{"team": "a"})
-		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp}, Spec: sampleSpec(app)}
+		spec := sampleSpec(app)
+		// Both replace values Helm set: they must come back on deletion.
+		spec.Istiod.ClusterID = "east-1"
+		spec.MeshConfig = map[string]apiextensionsv1.JSON{"trustDomain": {Raw: []byte(`"example.org"`)}}
+		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp}, Spec: spec}
 		Expect(k8sClient.Create(ctx, ms)).To(Succeed())
 		eventuallyReady(cp, "mesh")
 
-		By("the mesh document has the managed keys and Helm's keys intact")
+		By("the mesh document has the managed keys and Helm's other keys intact")
 		doc := meshDoc(cp, "istio")
 		Expect(doc["outboundTrafficPolicy"]).To(Equal(map[string]any{"mode": "REGISTRY_ONLY"}))
 		Expect(doc["enableTracing"]).To(BeTrue())
@@ -171,7 +175,7 @@ var _ = Describe("MeshSettings controller", func() {
 			"discoveryAddress": "istiod.istio-system.svc:15012", "proxyMetadata": map[string]any{}, "tracing": map[string]any{},
 			"drainDuration": "45s",
 		}))
-		Expect(doc["trustDomain"]).To(Equal("cluster.local"))
+		Expect(doc["trustDomain"]).To(Equal("example.org"))
 		Expect(doc["rootNamespace"]).To(Equal("istio-system"))
 		cm := &corev1.ConfigMap{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istio"}, cm)).To(Succeed())
@@ -183,6 +187,7 @@ var _ = Describe("MeshSettings controller", func() {
 			"DEFAULT_WORKLOAD_CERT_TTL", "PILOT_ENABLE_STATUS", "PILOT_TRACE_SAMPLING",
 		}))
 		Expect(istiodEnv(cp)).To(ContainElement(corev1.EnvVar{Name: "PILOT_TRACE_SAMPLING", Value: "10"}))
+		Expect(istiodEnv(cp)).To(ContainElement(corev1.EnvVar{Name: "CLUSTER_ID", Value: "east-1"}))
 
 		By("the application namespace is labeled for the default revision, its own labels kept")
 		Expect(nsLabels(app)).To(HaveKeyWithValue("istio.io/rev", "default"))
@@ -247,6 +252,13 @@ var _ = Describe("MeshSettings controller", func() {
 			return m
 		}()))
 		Expect(istiodEnv(cp)).To(Equal(helmEnv))
+		d := &appsv1.Deployment{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istiod"}, d)).To(Succeed())
+		Expect(d.Annotations).NotTo(HaveKey(ManagedEnvAnnotation))
+		Expect(d.Annotations).NotTo(HaveKey(ReplacedEnvAnnotation))
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istio"}, cm)).To(Succeed())
+		Expect(cm.Annotations).NotTo(HaveKey(render.ManagedKeysAnnotation))
+		Expect(cm.Annotations).NotTo(HaveKey(render.ReplacedValuesAnnotation))
 		Expect(nsLabels(app)).To(Equal(map[string]string{"team": "a", "kubernetes.io/metadata.name": app}))
 	})
 

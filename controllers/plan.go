@@ -3,13 +3,16 @@ package controllers
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
@@ -83,39 +86,39 @@ func computePlan(ms *meshv1alpha1.MeshSettings, obs *observed) (*plan, error) {
 
 	// Mesh document.
 	var current string
-	var previous []render.Path
+	var prev render.MeshState
 	if cm := obs.configMap; cm != nil {
 		current = cm.Data[render.MeshKey]
-		var err error
-		if previous, err = render.DecodeManaged(cm.Annotations[render.ManagedKeysAnnotation]); err != nil {
+		var errM, errR error
+		prev.Managed, errM = render.DecodeManaged(cm.Annotations[render.ManagedKeysAnnotation])
+		prev.Replaced, errR = render.DecodeReplaced(cm.Annotations[render.ReplacedValuesAnnotation])
+		if errM != nil || errR != nil {
 			// A damaged record cannot tell what to remove; keep everything rather than guess.
-			previous = nil
+			prev = render.MeshState{}
 		}
 	}
-	mesh, err := render.Mesh(spec, current, previous)
+	mesh, err := render.MergeMesh(spec, current, prev)
 	if err != nil {
 		return nil, err
 	}
 	p.meshDocument = mesh.Document
 	sum := sha256.Sum256([]byte(mesh.Document))
 	p.meshHash = hex.EncodeToString(sum[:])
-	managed := render.EncodeManaged(mesh.Managed)
-	if cm := obs.configMap; cm == nil || cm.Data[render.MeshKey] != mesh.Document || cm.Annotations[render.ManagedKeysAnnotation] != managed {
+	annotations := map[string]string{render.ManagedKeysAnnotation: render.EncodeManaged(mesh.Managed)}
+	if r := render.EncodeReplaced(mesh.Replaced); r != "" {
+		annotations[render.ReplacedValuesAnnotation] = r
+	}
+	if cm := obs.configMap; cm == nil || cm.Data[render.MeshKey] != mesh.Document ||
+		!annotationsMatch(cm.Annotations, annotations, render.ManagedKeysAnnotation, render.ReplacedValuesAnnotation) {
 		p.configMapApply = corev1ac.ConfigMap(p.targets.ConfigMap, ms.Namespace).
-			WithAnnotations(map[string]string{render.ManagedKeysAnnotation: managed}).
+			WithAnnotations(annotations).
 			WithData(map[string]string{render.MeshKey: mesh.Document})
 	}
 
 	// istiod environment.
 	p.env = render.Env(spec, p.istiodTag)
 	if container != nil {
-		owned, err := ownedEnv(obs.deployment, p.targets.IstiodContainer)
-		if err != nil {
-			return nil, err
-		}
-		if !envConverged(container.Env, owned, p.env.Env) {
-			p.deploymentApply = deploymentEnvApply(obs.deployment, p.targets.IstiodContainer, p.env.Env)
-		}
+		p.deploymentApply = planEnv(obs.deployment, container, p.env.Env)
 	}
 
 	// Namespace labels.
@@ -135,63 +138,144 @@ func findContainer(cs []corev1.Container, name string) *corev1.Container {
 	return nil
 }
 
-// ownedEnv returns the env names the operator's field manager owns in the container.
-func ownedEnv(d *appsv1.Deployment, container string) ([]string, error) {
-	ac, err := appsv1ac.ExtractDeployment(d, FieldManager)
-	if err != nil {
-		return nil, fmt.Errorf("reading the operator's fields of deployment %s: %w", d.Name, err)
-	}
-	var names []string
-	if ac.Spec == nil || ac.Spec.Template == nil || ac.Spec.Template.Spec == nil {
-		return nil, nil
-	}
-	for _, c := range ac.Spec.Template.Spec.Containers {
-		if c.Name == nil || *c.Name != container {
-			continue
-		}
-		for _, e := range c.Env {
-			if e.Name != nil {
-				names = append(names, *e.Name)
+// Annotations on the istiod Deployment (metadata, so writing them never
+// restarts istiod): which env entries the operator manages, and the entries
+// it replaced when it took them over (Helm's PILOT_TRACE_SAMPLING, say).
+const (
+	ManagedEnvAnnotation  = "mesh.meshsettings.io/managed-env"
+	ReplacedEnvAnnotation = "mesh.meshsettings.io/replaced-env"
+)
+
+// planEnv returns the apply that makes the container's env hold want, or nil
+// when it already does. An entry that existed before the operator managed it
+// is recorded and, once the spec stops setting it, put back as it was:
+// releasing it would leave the entry without a value, since the forced
+// takeover moved its ownership to the operator.
+func planEnv(d *appsv1.Deployment, container *corev1.Container, want []corev1.EnvVar) *appsv1ac.DeploymentApplyConfiguration {
+	managed, replaced := envRecords(d.Annotations)
+	nextReplaced := map[string]corev1.EnvVar{}
+	desired := slices.Clone(want)
+	for _, w := range want {
+		if orig, ok := replaced[w.Name]; ok {
+			nextReplaced[w.Name] = orig
+		} else if !slices.Contains(managed, w.Name) {
+			if i := slices.IndexFunc(container.Env, func(e corev1.EnvVar) bool { return e.Name == w.Name }); i >= 0 {
+				nextReplaced[w.Name] = container.Env[i]
 			}
 		}
 	}
-	return names, nil
+	for name, orig := range replaced {
+		if !slices.ContainsFunc(want, func(e corev1.EnvVar) bool { return e.Name == name }) {
+			desired = append(desired, orig) // restored, and owned until the MeshSettings goes
+			nextReplaced[name] = orig
+		}
+	}
+	slices.SortFunc(desired, func(a, b corev1.EnvVar) int { return strings.Compare(a.Name, b.Name) })
+	names := make([]string, len(want))
+	for i, w := range want {
+		names[i] = w.Name
+	}
+	annotations := envAnnotations(names, nextReplaced)
+	if annotationsMatch(d.Annotations, annotations, ManagedEnvAnnotation, ReplacedEnvAnnotation) && envPresent(container.Env, desired) {
+		return nil
+	}
+	return deploymentEnvApply(d, container.Name, desired, annotations)
 }
 
-// envConverged is true when every wanted entry is live with its value and
-// the operator owns no other entry.
-func envConverged(live []corev1.EnvVar, owned []string, want []corev1.EnvVar) bool {
-	if len(owned) != len(want) {
-		return false
+// envRecords decodes the env annotations; damaged ones read as empty.
+func envRecords(a map[string]string) ([]string, map[string]corev1.EnvVar) {
+	var managed []string
+	replaced := map[string]corev1.EnvVar{}
+	if v := a[ManagedEnvAnnotation]; v != "" {
+		_ = json.Unmarshal([]byte(v), &managed)
 	}
-	for _, w := range want {
-		if !slices.Contains(owned, w.Name) {
-			return false
-		}
-		i := slices.IndexFunc(live, func(e corev1.EnvVar) bool { return e.Name == w.Name })
-		if i < 0 || live[i].Value != w.Value || live[i].ValueFrom != nil {
+	if v := a[ReplacedEnvAnnotation]; v != "" {
+		_ = json.Unmarshal([]byte(v), &replaced)
+	}
+	return managed, replaced
+}
+
+func envAnnotations(managed []string, replaced map[string]corev1.EnvVar) map[string]string {
+	out := map[string]string{}
+	if len(managed) > 0 {
+		b, _ := json.Marshal(managed)
+		out[ManagedEnvAnnotation] = string(b)
+	}
+	if len(replaced) > 0 {
+		b, _ := json.Marshal(replaced)
+		out[ReplacedEnvAnnotation] = string(b)
+	}
+	return out
+}
+
+// annotationsMatch compares the given keys of live and want (absent == absent).
+func annotationsMatch(live, want map[string]string, keys ...string) bool {
+	for _, k := range keys {
+		lv, lok := live[k]
+		wv, wok := want[k]
+		if lok != wok || lv != wv {
 			return false
 		}
 	}
 	return true
 }
 
-// deploymentEnvApply owns exactly the given env entries of the container,
-// and nothing else of the Deployment. The UID pins the apply to the
-// Deployment that was read, so a vanished istiod is never re-created.
-func deploymentEnvApply(d *appsv1.Deployment, container string, env []corev1.EnvVar) *appsv1ac.DeploymentApplyConfiguration {
-	c := corev1ac.Container().WithName(container)
-	for _, e := range env {
-		c.WithEnv(corev1ac.EnvVar().WithName(e.Name).WithValue(e.Value))
+// envPresent is true when every entry of want is live, equal.
+func envPresent(live, want []corev1.EnvVar) bool {
+	for _, w := range want {
+		i := slices.IndexFunc(live, func(e corev1.EnvVar) bool { return e.Name == w.Name })
+		if i < 0 || !equality.Semantic.DeepEqual(live[i], w) {
+			return false
+		}
+	}
+	return true
+}
+
+// deploymentEnvApply owns exactly the given env entries of the container
+// and the record annotations, nothing else of the Deployment. The UID pins
+// the apply to the Deployment that was read, so a vanished istiod is never
+// re-created.
+func deploymentEnvApply(d *appsv1.Deployment, container string, env []corev1.EnvVar, annotations map[string]string) *appsv1ac.DeploymentApplyConfiguration {
+	ac := appsv1ac.Deployment(d.Name, d.Namespace).WithUID(d.UID)
+	if len(annotations) > 0 {
+		ac.WithAnnotations(annotations)
 	}
 	if len(env) == 0 {
-		// Owning nothing releases every entry the operator owned.
-		return appsv1ac.Deployment(d.Name, d.Namespace).WithUID(d.UID)
+		return ac // owning no entry releases every entry the operator owned
 	}
-	return appsv1ac.Deployment(d.Name, d.Namespace).WithUID(d.UID).
-		WithSpec(appsv1ac.DeploymentSpec().
-			WithTemplate(corev1ac.PodTemplateSpec().
-				WithSpec(corev1ac.PodSpec().WithContainers(c))))
+	c := corev1ac.Container().WithName(container)
+	for i := range env {
+		c.WithEnv(envApply(&env[i]))
+	}
+	return ac.WithSpec(appsv1ac.DeploymentSpec().
+		WithTemplate(corev1ac.PodTemplateSpec().
+			WithSpec(corev1ac.PodSpec().WithContainers(c))))
+}
+
+// envApply converts an EnvVar, valueFrom included (a restored Helm entry may use it).
+func envApply(e *corev1.EnvVar) *corev1ac.EnvVarApplyConfiguration {
+	ac := corev1ac.EnvVar().WithName(e.Name)
+	if e.ValueFrom == nil {
+		return ac.WithValue(e.Value)
+	}
+	src := corev1ac.EnvVarSource()
+	if f := e.ValueFrom.FieldRef; f != nil {
+		src.WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion(f.APIVersion).WithFieldPath(f.FieldPath))
+	}
+	if r := e.ValueFrom.ResourceFieldRef; r != nil {
+		rs := corev1ac.ResourceFieldSelector().WithContainerName(r.ContainerName).WithResource(r.Resource)
+		if !r.Divisor.IsZero() {
+			rs.WithDivisor(r.Divisor)
+		}
+		src.WithResourceFieldRef(rs)
+	}
+	if c := e.ValueFrom.ConfigMapKeyRef; c != nil {
+		src.WithConfigMapKeyRef(corev1ac.ConfigMapKeySelector().WithName(c.Name).WithKey(c.Key))
+	}
+	if sk := e.ValueFrom.SecretKeyRef; sk != nil {
+		src.WithSecretKeyRef(corev1ac.SecretKeySelector().WithName(sk.Name).WithKey(sk.Key))
+	}
+	return ac.WithValueFrom(src)
 }
 
 // planNamespaces decides the labels of every namespace: the first matching

@@ -1,61 +1,174 @@
-// Command demo runs the operator's story on a local control plane built from
-// the envtest binaries: no cluster, no Docker. `make demo` runs it.
+// Command demo tells the operator's story on a local control plane built from
+// the envtest binaries: no cluster, no Docker. `make demo` runs it;
+// DEMO_KEEP=1 keeps everything running for exploration until Ctrl-C.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
-	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"github.com/meshsettings/meshsettings-operator/test/utils"
+)
+
+const (
+	sample    = "config/samples/mesh_v1alpha1_meshsettings_full.yaml"
+	fixture   = "test/testdata/istio/istio-canary.yaml"
+	msName    = "meshsettings-full"
+	namespace = "istio-system"
 )
 
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintf(os.Stderr, "demo failed: %v\n", err)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "\ndemo failed: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func step(format string, args ...any) { fmt.Printf("\n==> "+format+"\n", args...) }
+var stepNo int
 
-func run() error {
-	step("starting kube-apiserver and etcd (KUBEBUILDER_ASSETS=%s)", os.Getenv("KUBEBUILDER_ASSETS"))
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	if _, err := env.Start(); err != nil {
-		return fmt.Errorf("step 'start control plane': %w", err)
-	}
-	defer func() { _ = env.Stop() }()
+func step(format string, args ...any) {
+	stepNo++
+	fmt.Printf("\n==> [%d] "+format+"\n", append([]any{stepNo}, args...)...)
+}
 
-	user, err := env.AddUser(envtest.User{Name: "demo", Groups: []string{"system:masters"}}, nil)
+type failure struct {
+	step string
+	err  error
+}
+
+func (f failure) Error() string { return fmt.Sprintf("step %q: %v", f.step, f.err) }
+
+func run(ctx context.Context) error {
+	start := time.Now()
+	root, err := utils.ProjectRoot()
 	if err != nil {
-		return fmt.Errorf("step 'create demo user': %w", err)
+		return err
 	}
-	kubeconfig, err := user.KubeConfig()
+
+	step("starting a local kube-apiserver and etcd (envtest binaries) and installing the MeshSettings CRD")
+	cp, err := utils.StartControlPlane(root)
 	if err != nil {
-		return fmt.Errorf("step 'write kubeconfig': %w", err)
+		return failure{"start control plane", err}
 	}
+	defer func() { _ = cp.Stop() }()
+	k := &kubectl{cp: cp}
+
+	step("installing Istio as its Helm chart renders it (revision canary): ConfigMap istio-canary, Deployment istiod-canary, app namespaces")
+	k.show("apply", "-f", filepath.Join(root, fixture))
+	k.show("get", "deploy,cm", "-n", namespace)
+	if k.err != nil {
+		return failure{"install Istio fixture", k.err}
+	}
+
+	step("building the operator from main.go and starting it as its own process")
 	dir, err := os.MkdirTemp("", "meshsettings-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	kcPath := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
-		return err
+	bin := filepath.Join(dir, "meshsettings-operator")
+	if err := utils.BuildOperator(root, bin); err != nil {
+		return failure{"build operator", err}
+	}
+	op, err := cp.StartOperator(bin, filepath.Join(dir, "operator.log"),
+		"--control-plane-namespace="+namespace, "--health-probe-bind-address=127.0.0.1:0", "--zap-log-level=info")
+	if err != nil {
+		return failure{"start operator", err}
+	}
+	defer op.Stop()
+	fmt.Printf("operator pid %d, log %s\n", op.Pid(), op.Log)
+
+	step("applying the full sample (%s) and waiting for Ready", sample)
+	k.show("apply", "-f", filepath.Join(root, sample))
+	k.show("wait", "--for=condition=Ready", "mset/"+msName, "-n", namespace, "--timeout=60s")
+	if k.err != nil {
+		return failure{"apply sample and wait", fmt.Errorf("%w\noperator log:\n%s", k.err, tail(op.Logs(), 30))}
+	}
+	k.show("get", "mset", "-n", namespace, "-o", "wide")
+
+	step("the mesh document in ConfigMap istio-canary (Helm's keys kept, the operator's merged in)")
+	k.show("get", "cm", "istio-canary", "-n", namespace, "-o", "jsonpath={.data.mesh}")
+
+	step("istiod-canary's environment (Helm's entries in place, the operator's sorted by name)")
+	k.show("get", "deploy", "istiod-canary", "-n", namespace, "-o",
+		`jsonpath={range .spec.template.spec.containers[?(@.name=="discovery")].env[*]}{.name}={.value}{"\n"}{end}`)
+
+	step("namespace labels")
+	k.show("get", "ns", "-L", "istio.io/rev,istio-injection,istio.io/dataplane-mode,istio.io/use-waypoint,istio.io/use-waypoint-namespace")
+
+	step("status: conditions, ignored settings (istiod 1.28 no longer reads some feature flags) and events")
+	k.show("describe", "mset", msName, "-n", namespace)
+	if k.err != nil {
+		return failure{"show results", k.err}
 	}
 
-	step("the MeshSettings CRD is installed")
-	kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
-	cmd := exec.Command(kubectl, "--kubeconfig", kcPath, "get", "crd", "meshsettings.mesh.meshsettings.io")
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("step 'kubectl get crd': %w", err)
+	step("an update: outboundTrafficPolicy REGISTRY_ONLY -> ALLOW_ANY, tracing removed")
+	k.show("patch", "mset", msName, "-n", namespace, "--type=json", "-p",
+		`[{"op":"replace","path":"/spec/outboundTrafficPolicy/mode","value":"ALLOW_ANY"},{"op":"remove","path":"/spec/tracing"}]`)
+	k.show("wait", "--for=jsonpath={.status.observedGeneration}=2", "mset/"+msName, "-n", namespace, "--timeout=60s")
+	k.show("wait", "--for=condition=Ready", "mset/"+msName, "-n", namespace, "--timeout=60s")
+	k.show("get", "cm", "istio-canary", "-n", namespace, "-o", "jsonpath={.data.mesh}")
+	if k.err != nil {
+		return failure{"update", k.err}
 	}
-	step("done")
+
+	if os.Getenv("DEMO_KEEP") == "1" {
+		step("kept running (DEMO_KEEP=1): explore with kubectl, Ctrl-C stops everything")
+		fmt.Printf("export KUBECONFIG=%s\n", cp.Kubeconfig)
+		fmt.Printf("alias kubectl=%s   # kubectl v1.36 built with the control plane (any recent kubectl works)\n", cp.KubectlBin)
+		fmt.Printf("kubectl get mset -n %s; kubectl describe mset %s -n %s\n", namespace, msName, namespace)
+		<-ctx.Done()
+		fmt.Println("\nstopping the operator and the control plane")
+		return nil
+	}
+
+	step("deleting the MeshSettings: the operator removes what it wrote, nothing else")
+	k.show("delete", "mset", msName, "-n", namespace, "--timeout=60s")
+	k.show("get", "cm", "istio-canary", "-n", namespace, "-o", "jsonpath={.data.mesh}")
+	k.show("get", "deploy", "istiod-canary", "-n", namespace, "-o",
+		`jsonpath={range .spec.template.spec.containers[?(@.name=="discovery")].env[*]}{.name}={.value}{"\n"}{end}`)
+	k.show("get", "ns", "-L", "istio.io/rev,istio-injection,istio.io/dataplane-mode")
+	if k.err != nil {
+		return failure{"delete", k.err}
+	}
+	if op.Exited() {
+		return failure{"operator", fmt.Errorf("the operator exited:\n%s", tail(op.Logs(), 30))}
+	}
+	step("done in %s", time.Since(start).Round(time.Second))
 	return nil
+}
+
+// kubectl prints each command and its output, and stops at the first error.
+type kubectl struct {
+	cp  *utils.ControlPlane
+	err error
+}
+
+func (k *kubectl) show(args ...string) {
+	if k.err != nil {
+		return
+	}
+	fmt.Printf("$ kubectl %s\n", strings.Join(args, " "))
+	out, err := k.cp.Kubectl(args...)
+	fmt.Print(out)
+	if out != "" && !strings.HasSuffix(out, "\n") {
+		fmt.Println()
+	}
+	k.err = err
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -87,16 +88,16 @@ func Env(spec *v1alpha1.MeshSettingsSpec, istiodTag string) EnvResult {
 		}
 		// istiod parses these with time.ParseDuration, so Go's form is right here.
 		if i.WorkloadCertTTL != nil {
-			add("spec.istiod.workloadCertTTL", "DEFAULT_WORKLOAD_CERT_TTL", i.WorkloadCertTTL.Duration.String())
+			add("spec.istiod.workloadCertTTL", "DEFAULT_WORKLOAD_CERT_TTL", goDuration(i.WorkloadCertTTL.Duration))
 		}
 		if i.SelfSignedCACertTTL != nil {
-			add("spec.istiod.selfSignedCACertTTL", "CITADEL_SELF_SIGNED_CA_CERT_TTL", i.SelfSignedCACertTTL.Duration.String())
+			add("spec.istiod.selfSignedCACertTTL", "CITADEL_SELF_SIGNED_CA_CERT_TTL", goDuration(i.SelfSignedCACertTTL.Duration))
 		}
 		if i.SelfSignedRootCertCheckInterval != nil {
-			add("spec.istiod.selfSignedRootCertCheckInterval", "CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL", i.SelfSignedRootCertCheckInterval.Duration.String())
+			add("spec.istiod.selfSignedRootCertCheckInterval", "CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL", goDuration(i.SelfSignedRootCertCheckInterval.Duration))
 		}
 		if i.JWTPubKeyRefreshInterval != nil {
-			add("spec.istiod.jwtPubKeyRefreshInterval", "PILOT_JWT_PUB_KEY_REFRESH_INTERVAL", i.JWTPubKeyRefreshInterval.Duration.String())
+			add("spec.istiod.jwtPubKeyRefreshInterval", "PILOT_JWT_PUB_KEY_REFRESH_INTERVAL", goDuration(i.JWTPubKeyRefreshInterval.Duration))
 		}
 		if f := i.Features; f != nil {
 			flag := func(field, name string, v *bool) {
@@ -131,6 +132,19 @@ func Env(spec *v1alpha1.MeshSettingsSpec, istiodTag string) EnvResult {
 	}
 	sort.Slice(res.Env, func(a, b int) bool { return res.Env[a].Name < res.Env[b].Name })
 	return res
+}
+
+// goDuration is time.Duration's String without trailing zero units
+// ("24h", not "24h0m0s"); time.ParseDuration reads both.
+func goDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // CheckVersion reports settings the running istiod cannot parse at all:

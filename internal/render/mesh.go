@@ -57,14 +57,30 @@ type MeshResult struct {
 	// Managed lists the paths the spec sets, sorted; record it so the next
 	// render can remove what the spec stopped setting.
 	Managed []Path
+	// Replaced holds, for managed paths that already had a value when the
+	// operator took them over (Helm's trustDomain, say), that value; record
+	// it so a later render puts it back instead of deleting the key.
+	Replaced map[Path]any
 }
 
-// Mesh merges what spec sets into the current mesh document. Keys listed in
-// previouslyManaged but no longer set are removed; every other key of current
-// is kept as it is. Merging follows istiod: top-level keys are replaced,
-// defaultConfig and its proxyMetadata per key, extensionProviders by name,
-// defaultProviders per sub-list. The output is deterministic.
+// MeshState is what earlier renders recorded about the document.
+type MeshState struct {
+	Managed  []Path
+	Replaced map[Path]any
+}
+
+// Mesh is MergeMesh for a document with only previouslyManaged recorded.
 func Mesh(spec *v1alpha1.MeshSettingsSpec, current string, previouslyManaged []Path) (MeshResult, error) {
+	return MergeMesh(spec, current, MeshState{Managed: previouslyManaged})
+}
+
+// MergeMesh merges what spec sets into the current mesh document. A path
+// managed before but no longer set gets its replaced value back, or is
+// removed; every other key of current is kept as it is. Merging follows
+// istiod: top-level keys are replaced, defaultConfig and its proxyMetadata
+// per key, extensionProviders by name, defaultProviders per sub-list. The
+// output is deterministic.
+func MergeMesh(spec *v1alpha1.MeshSettingsSpec, current string, prev MeshState) (MeshResult, error) {
 	frag, err := meshFragment(spec)
 	if err != nil {
 		return MeshResult{}, err
@@ -82,12 +98,25 @@ func Mesh(spec *v1alpha1.MeshSettingsSpec, current string, previouslyManaged []P
 			doc = map[string]any{}
 		}
 	}
-	for _, p := range previouslyManaged {
-		if _, still := frag.values[p]; !still {
+	for _, p := range prev.Managed {
+		if _, still := frag.values[p]; still {
+			continue
+		}
+		if orig, ok := prev.Replaced[p]; ok {
+			set(doc, p.segments(), orig)
+		} else {
 			remove(doc, p.segments())
 		}
 	}
+	replaced := map[Path]any{}
 	for _, p := range frag.paths {
+		if slices.Contains(prev.Managed, p) {
+			if orig, ok := prev.Replaced[p]; ok {
+				replaced[p] = orig
+			}
+		} else if orig, ok := get(doc, p.segments()); ok {
+			replaced[p] = orig
+		}
 		set(doc, p.segments(), frag.values[p])
 	}
 	managed := slices.Sorted(maps.Keys(frag.values))
@@ -99,7 +128,32 @@ func Mesh(spec *v1alpha1.MeshSettingsSpec, current string, previouslyManaged []P
 	if len(doc) == 0 {
 		out = nil
 	}
-	return MeshResult{Document: string(out), Managed: managed}, nil
+	if len(replaced) == 0 {
+		replaced = nil
+	}
+	return MeshResult{Document: string(out), Managed: managed, Replaced: replaced}, nil
+}
+
+// get reads the value at path.
+func get(doc map[string]any, path []string) (any, bool) {
+	v, ok := doc[path[0]]
+	if !ok || len(path) == 1 {
+		return v, ok
+	}
+	if name, isItem := strings.CutPrefix(path[1], providerPrefix); isItem {
+		list, _ := v.([]any)
+		for _, item := range list {
+			if m, ok := item.(map[string]any); ok && m["name"] == name {
+				return m, true
+			}
+		}
+		return nil, false
+	}
+	child, ok := v.(map[string]any)
+	if !ok {
+		return nil, false
+	}
+	return get(child, path[1:])
 }
 
 // set writes v at path, creating parent maps; a "name=" segment replaces or
@@ -236,7 +290,7 @@ func meshFragment(spec *v1alpha1.MeshSettingsSpec) (*fragment, error) {
 			case v1alpha1.TerminationWhenIdle:
 				// Proxy metadata values must be strings: an unquoted true fails the whole document.
 				f.put("defaultConfig/proxyMetadata/EXIT_ON_ZERO_ACTIVE_CONNECTIONS", "true")
-				f.put("defaultConfig/proxyMetadata/MINIMUM_DRAIN_DURATION", dur.String())
+				f.put("defaultConfig/proxyMetadata/MINIMUM_DRAIN_DURATION", goDuration(dur))
 			default:
 				f.put("defaultConfig/terminationDrainDuration", protoDuration(dur))
 			}

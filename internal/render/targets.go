@@ -70,3 +70,28 @@ func DecodeManaged(v string) ([]Path, error) {
 	}
 	return paths, nil
 }
+
+// ReplacedValuesAnnotation records, on the mesh ConfigMap, the values that
+// managed paths had before the operator took them over (see MeshResult.Replaced).
+const ReplacedValuesAnnotation = "mesh.meshsettings.io/replaced-values"
+
+// EncodeReplaced is the annotation value for replaced values, "" when none.
+func EncodeReplaced(replaced map[Path]any) string {
+	if len(replaced) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(replaced) // map keys are sorted: deterministic
+	return string(b)
+}
+
+// DecodeReplaced reads the annotation value.
+func DecodeReplaced(v string) (map[Path]any, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var m map[Path]any
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		return nil, fmt.Errorf("annotation %s is not a JSON object: %w", ReplacedValuesAnnotation, err)
+	}
+	return m, nil
+}
