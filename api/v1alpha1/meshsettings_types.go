@@ -24,7 +24,6 @@ type MeshSettingsSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$`
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="revision is immutable"
 	Revision string `json:"revision,omitempty"`
 
 	// target overrides the names of the objects written. By default they
@@ -280,7 +279,7 @@ type OpenTelemetryGRPC struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms')",message="timeout must be at least 1ms"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1ms')",messageExpression="'timeout must be a duration (like 500ms or 10s) of at least 1ms, got ' + self"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }
 
@@ -296,7 +295,7 @@ type OpenTelemetryHTTP struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms')",message="timeout must be at least 1ms"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1ms')",messageExpression="'timeout must be a duration (like 500ms or 10s) of at least 1ms, got ' + self"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 	// headers added to each export request.
 	// +optional
@@ -483,7 +482,7 @@ type EnvoyExtAuthzHTTPProvider struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms')",message="timeout must be at least 1ms"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1ms')",messageExpression="'timeout must be a duration (like 500ms or 10s) of at least 1ms, got ' + self"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 	// failOpen lets requests through when the service cannot be reached.
 	// Istio's default is false.
@@ -498,7 +497,7 @@ type EnvoyExtAuthzGRPCProvider struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms')",message="timeout must be at least 1ms"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1ms')",messageExpression="'timeout must be a duration (like 500ms or 10s) of at least 1ms, got ' + self"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 	// failOpen lets requests through when the service cannot be reached.
 	// Istio's default is false.
@@ -534,7 +533,7 @@ type RetryPolicy struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms')",messageExpression="'perTryTimeout must be at least 1ms, got ' + self"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1ms')",messageExpression="'perTryTimeout must be a duration (like 500ms or 2s) of at least 1ms, got ' + self"
 	PerTryTimeout *metav1.Duration `json:"perTryTimeout,omitempty"`
 
 	// retryRemoteLocalities lets retries go to other localities. Istio's default is false.
@@ -568,7 +567,7 @@ type Drain struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+h)?([0-9]+m)?([0-9]+s)?$') && duration(self) >= duration('1s')",messageExpression="'drainDuration must be whole seconds (like 45s or 1m30s) of at least 1s, got ' + self"
+	// +kubebuilder:validation:XValidation:rule="self.size() > 0 && self.matches('^([0-9]+h)?([0-9]+m)?([0-9]+s)?$') && duration(self) >= duration('1s')",messageExpression="'drainDuration must be whole seconds (like 45s or 1m30s) of at least 1s, got ' + self"
 	DrainDuration *metav1.Duration `json:"drainDuration,omitempty"`
 
 	// termination is how the proxy drains when its pod stops.
@@ -597,7 +596,7 @@ type DrainTermination struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+h)?([0-9]+m)?([0-9]+s)?$') && duration(self) >= duration('1s')",messageExpression="'termination.duration must be whole seconds (like 45s or 1m30s) of at least 1s, got ' + self"
+	// +kubebuilder:validation:XValidation:rule="self.size() > 0 && self.matches('^([0-9]+h)?([0-9]+m)?([0-9]+s)?$') && duration(self) >= duration('1s')",messageExpression="'termination.duration must be whole seconds (like 45s or 1m30s) of at least 1s, got ' + self"
 	Duration *metav1.Duration `json:"duration,omitempty"`
 }
 
@@ -651,7 +650,7 @@ type Istiod struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",messageExpression="'workloadCertTTL must be at least 1m, got ' + self"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1m')",messageExpression="'workloadCertTTL must be a duration (like 24h) of at least 1m, got ' + self"
 	WorkloadCertTTL *metav1.Duration `json:"workloadCertTTL,omitempty"`
 
 	// selfSignedCACertTTL is the lifetime of istiod's self-signed root
@@ -660,7 +659,7 @@ type Istiod struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",messageExpression="'selfSignedCACertTTL must be at least 1h, got ' + self"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1h')",messageExpression="'selfSignedCACertTTL must be a duration (like 87600h) of at least 1h, got ' + self"
 	SelfSignedCACertTTL *metav1.Duration `json:"selfSignedCACertTTL,omitempty"`
 
 	// selfSignedRootCertCheckInterval is how often istiod checks its
@@ -669,7 +668,7 @@ type Istiod struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",messageExpression="'selfSignedRootCertCheckInterval must be at least 1m, got ' + self"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1m')",messageExpression="'selfSignedRootCertCheckInterval must be a duration (like 1h) of at least 1m, got ' + self"
 	SelfSignedRootCertCheckInterval *metav1.Duration `json:"selfSignedRootCertCheckInterval,omitempty"`
 
 	// jwtPubKeyRefreshInterval is how often istiod refreshes JWKS of
@@ -678,7 +677,7 @@ type Istiod struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",messageExpression="'jwtPubKeyRefreshInterval must be at least 1s, got ' + self"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1s')",messageExpression="'jwtPubKeyRefreshInterval must be a duration (like 20m) of at least 1s, got ' + self"
 	JWTPubKeyRefreshInterval *metav1.Duration `json:"jwtPubKeyRefreshInterval,omitempty"`
 
 	// features toggles istiod feature flags. Flags the running istiod no
@@ -931,6 +930,7 @@ type IgnoredSetting struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=mset,categories=istio-io
+// +kubebuilder:validation:XValidation:rule="(has(self.spec) && has(self.spec.revision) && self.spec.revision.size() > 0) ? (has(oldSelf.spec) && has(oldSelf.spec.revision) && oldSelf.spec.revision == self.spec.revision) : !(has(oldSelf.spec) && has(oldSelf.spec.revision) && oldSelf.spec.revision.size() > 0)",message="revision is immutable",fieldPath=".spec.revision"
 // +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.spec.revision`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
