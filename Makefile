@@ -47,6 +47,7 @@ vet: ## Run go vet against code.
 .PHONY: test
 test: manifests generate fmt vet envtest ## Run unit, envtest and e2e tests.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./... -coverprofile cover.out
+	cd test/helmchart && KUBEBUILDER_ASSETS="$(abspath $(ENVTEST_ASSETS))" go test -mod=readonly ./...
 
 ##@ Build
 

@@ -1,0 +1,380 @@
+package helmchart
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/common"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	release "helm.sh/helm/v4/pkg/release/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/rand"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+)
+
+var chartDir = filepath.Join("..", "..", "charts", "meshsettings-operator")
+
+const releaseName = "mso"
+
+// render runs what `helm template --include-crds` runs: an install in
+// client-only dry-run mode, for the envtest server's Kubernetes version.
+func render(t *testing.T, namespace string, values map[string]any) ([]*unstructured.Unstructured, error) {
+	t.Helper()
+	chrt, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatalf("loading the chart: %v", err)
+	}
+	sv, err := kube.Discovery().ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := common.ParseKubeVersion(sv.GitVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := action.NewInstall(action.NewConfiguration())
+	inst.DryRunStrategy = action.DryRunClient
+	inst.ReleaseName = releaseName
+	inst.Namespace = namespace
+	inst.IncludeCRDs = true
+	inst.Replace = true
+	inst.KubeVersion = kv
+	rel, err := inst.Run(chrt, values)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := rel.(*release.Release)
+	if !ok {
+		t.Fatalf("release is a %T", rel)
+	}
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(r.Manifest), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("rendered manifest does not parse: %v\n%s", err, r.Manifest)
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
+		}
+	}
+	return objs, nil
+}
+
+func mustRender(t *testing.T, namespace string, values map[string]any) []*unstructured.Unstructured {
+	t.Helper()
+	objs, err := render(t, namespace, values)
+	if err != nil {
+		t.Fatalf("rendering the chart: %v", err)
+	}
+	return objs
+}
+
+func find(objs []*unstructured.Unstructured, kind, nameSuffix string) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == kind && strings.HasSuffix(o.GetName(), nameSuffix) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func into[T any](t *testing.T, u *unstructured.Unstructured) *T {
+	t.Helper()
+	out := new(T)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, out, true); err != nil {
+		t.Fatalf("%s %s: %v", u.GetKind(), u.GetName(), err)
+	}
+	return out
+}
+
+func deployment(t *testing.T, objs []*unstructured.Unstructured) *appsv1.Deployment {
+	t.Helper()
+	ds := find(objs, "Deployment", "")
+	if len(ds) != 1 {
+		t.Fatalf("%d Deployments rendered, want 1", len(ds))
+	}
+	return into[appsv1.Deployment](t, ds[0])
+}
+
+func TestDefaultsRenderTheOperator(t *testing.T) {
+	objs := mustRender(t, "meshsettings-system", nil)
+	kinds := map[string]int{}
+	for _, o := range objs {
+		kinds[o.GetKind()]++
+		if ns := o.GetNamespace(); ns != "" && ns != "meshsettings-system" {
+			t.Errorf("%s %s is in namespace %s, not the release's", o.GetKind(), o.GetName(), ns)
+		}
+	}
+	want := map[string]int{
+		"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2,
+		"Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1,
+	}
+	if !reflect.DeepEqual(kinds, want) {
+		t.Errorf("rendered kinds %v, want %v", kinds, want)
+	}
+
+	d := deployment(t, objs)
+	if *d.Spec.Replicas != 1 {
+		t.Errorf("replicas %d, want 1", *d.Spec.Replicas)
+	}
+	chartYAML := struct {
+		AppVersion string `json:"appVersion"`
+	}{}
+	raw, _ := os.ReadFile(filepath.Join(chartDir, "Chart.yaml"))
+	if err := yaml.Unmarshal(raw, &chartYAML); err != nil || chartYAML.AppVersion == "" {
+		t.Fatalf("Chart.yaml appVersion: %q %v", chartYAML.AppVersion, err)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != "ghcr.io/meshsettings/meshsettings-operator:"+chartYAML.AppVersion || c.ImagePullPolicy != corev1.PullIfNotPresent {
+		t.Errorf("image %s (%s), want the appVersion tag, IfNotPresent", c.Image, c.ImagePullPolicy)
+	}
+	wantArgs := []string{"--leader-elect=true", "--health-probe-bind-address=:8081", "--metrics-bind-address=:8443", "--control-plane-namespace=istio-system"}
+	if !slices.Equal(c.Args, wantArgs) {
+		t.Errorf("args %q, want %q", c.Args, wantArgs)
+	}
+
+	// Restricted pod security.
+	psc := d.Spec.Template.Spec.SecurityContext
+	if psc == nil || !ptr.Deref(psc.RunAsNonRoot, false) || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod securityContext %+v: want runAsNonRoot and seccomp RuntimeDefault", psc)
+	}
+	sc := c.SecurityContext
+	if sc == nil || !ptr.Deref(sc.ReadOnlyRootFilesystem, false) || ptr.Deref(sc.AllowPrivilegeEscalation, true) ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 {
+		t.Errorf("container securityContext %+v: want readOnlyRootFilesystem, no privilege escalation, drop ALL", sc)
+	}
+	for name, p := range map[string]*corev1.Probe{"/healthz": c.LivenessProbe, "/readyz": c.ReadinessProbe} {
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != name || p.HTTPGet.Port.IntValue() != 8081 {
+			t.Errorf("probe %s: %+v", name, p)
+		}
+	}
+	if c.Resources.Limits.Memory().String() != "128Mi" || c.Resources.Requests.Cpu().String() != "10m" {
+		t.Errorf("resources %v", c.Resources)
+	}
+
+	// The pod runs as the ServiceAccount the bindings name.
+	sa := find(objs, "ServiceAccount", "")[0].GetName()
+	if d.Spec.Template.Spec.ServiceAccountName != sa {
+		t.Errorf("pod ServiceAccount %s, chart's %s", d.Spec.Template.Spec.ServiceAccountName, sa)
+	}
+	for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
+		for _, b := range find(objs, kind, "") {
+			rb := into[rbacv1.ClusterRoleBinding](t, b)
+			if len(rb.Subjects) != 1 || rb.Subjects[0].Name != sa || rb.Subjects[0].Namespace != "meshsettings-system" {
+				t.Errorf("%s %s binds %+v, not ServiceAccount %s", kind, b.GetName(), rb.Subjects, sa)
+			}
+			if len(find(objs, rb.RoleRef.Kind, rb.RoleRef.Name)) != 1 {
+				t.Errorf("%s %s refers to %s %s, which the chart does not render", kind, b.GetName(), rb.RoleRef.Kind, rb.RoleRef.Name)
+			}
+		}
+	}
+
+	// The metrics Service selects the pod and targets the metrics port.
+	svc := into[corev1.Service](t, find(objs, "Service", "")[0])
+	for k, v := range svc.Spec.Selector {
+		if d.Spec.Template.Labels[k] != v {
+			t.Errorf("Service selector %s=%s does not select the pod (labels %v)", k, v, d.Spec.Template.Labels)
+		}
+	}
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8443 || svc.Spec.Ports[0].TargetPort.String() != "metrics" {
+		t.Errorf("Service ports %+v", svc.Spec.Ports)
+	}
+}
+
+// The chart's ClusterRole grants exactly what the controller's rbac markers
+// generate into config/rbac/role.yaml.
+func TestClusterRoleIsTheGeneratedRole(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "rbac", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	generated := &rbacv1.ClusterRole{}
+	if err := yaml.UnmarshalStrict(raw, generated); err != nil {
+		t.Fatal(err)
+	}
+	roles := find(mustRender(t, "meshsettings-system", nil), "ClusterRole", "-manager")
+	if len(roles) != 1 {
+		t.Fatalf("%d manager ClusterRoles", len(roles))
+	}
+	chart := into[rbacv1.ClusterRole](t, roles[0])
+	if !reflect.DeepEqual(chart.Rules, generated.Rules) {
+		got, _ := yaml.Marshal(chart.Rules)
+		want, _ := yaml.Marshal(generated.Rules)
+		t.Errorf("templates/clusterrole.yaml rules differ from config/rbac/role.yaml (make manifests, then copy its rules):\n--- chart\n%s--- generated\n%s", got, want)
+	}
+}
+
+func TestValuesChangeTheDeployment(t *testing.T) {
+	objs := mustRender(t, "ops", map[string]any{
+		"image":          map[string]any{"repository": "registry.example/mso", "tag": "v9.9.9", "pullPolicy": "Always"},
+		"replicas":       2,
+		"watchNamespace": "",
+		"resources":      map[string]any{"limits": map[string]any{"memory": "256Mi"}},
+		"podSecurityContext": map[string]any{
+			"runAsNonRoot": true, "fsGroup": 2000, "seccompProfile": map[string]any{"type": "RuntimeDefault"},
+		},
+	})
+	d := deployment(t, objs)
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != "registry.example/mso:v9.9.9" || c.ImagePullPolicy != corev1.PullAlways {
+		t.Errorf("image %s %s", c.Image, c.ImagePullPolicy)
+	}
+	if *d.Spec.Replicas != 2 {
+		t.Errorf("replicas %d", *d.Spec.Replicas)
+	}
+	for _, a := range c.Args {
+		if strings.HasPrefix(a, "--control-plane-namespace") {
+			t.Errorf("watchNamespace empty still renders %s", a)
+		}
+	}
+	// Helm merges maps: a value overrides one key and keeps the others.
+	if c.Resources.Limits.Memory().String() != "256Mi" || c.Resources.Requests.Cpu().String() != "10m" {
+		t.Errorf("resources %v, want limits.memory 256Mi over the defaults", c.Resources)
+	}
+	if ptr.Deref(d.Spec.Template.Spec.SecurityContext.FSGroup, 0) != 2000 {
+		t.Errorf("podSecurityContext not used: %+v", d.Spec.Template.Spec.SecurityContext)
+	}
+
+	objs = mustRender(t, "ops", map[string]any{"leaderElection": map[string]any{"enabled": false}, "watchNamespace": "mesh-cp"})
+	c = deployment(t, objs).Spec.Template.Spec.Containers[0]
+	if !slices.Contains(c.Args, "--leader-elect=false") || !slices.Contains(c.Args, "--control-plane-namespace=mesh-cp") {
+		t.Errorf("args %q", c.Args)
+	}
+	if n := len(find(objs, "Role", "")) + len(find(objs, "RoleBinding", "")); n != 0 {
+		t.Errorf("leader election off still renders %d Role/RoleBinding", n)
+	}
+
+	if _, err := render(t, "ops", map[string]any{"replicas": 3, "leaderElection": map[string]any{"enabled": false}}); err == nil ||
+		!strings.Contains(err.Error(), "leaderElection") {
+		t.Errorf("3 replicas without leader election rendered (%v); they would all write", err)
+	}
+}
+
+// The flags the chart passes are flags the operator has.
+func TestOperatorAcceptsTheRenderedArgs(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "manager")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the operator: %v\n%s", err, out)
+	}
+	for _, values := range []map[string]any{nil, {"leaderElection": map[string]any{"enabled": false}, "watchNamespace": ""}} {
+		args := deployment(t, mustRender(t, "ops", values)).Spec.Template.Spec.Containers[0].Args
+		// -h after the rendered flags: each is parsed first; an unknown one fails.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, bin, append(slices.Clone(args), "-h")...).CombinedOutput()
+		cancel()
+		if err != nil || bytes.Contains(out, []byte("provided but not defined")) {
+			t.Errorf("operator rejects %q: %v\n%s", args, err, out)
+		}
+	}
+}
+
+// Everything the chart renders is accepted by a real API server: server-side
+// apply, dry-run, strict field validation; the Deployment meets the
+// restricted Pod Security Standard of a namespace that enforces it.
+func TestRenderedManifestsApplyServerSide(t *testing.T) {
+	ctx := context.Background()
+	ns := "mso-" + rand.String(5)
+	restricted := map[string]string{
+		"pod-security.kubernetes.io/enforce": "restricted",
+		"pod-security.kubernetes.io/warn":    "restricted",
+		"pod-security.kubernetes.io/audit":   "restricted",
+	}
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: restricted}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	warnings.take()
+
+	for _, values := range []map[string]any{nil, {"leaderElection": map[string]any{"enabled": false}, "watchNamespace": "", "replicas": 1}} {
+		objs := mustRender(t, ns, values)
+		for _, o := range objs {
+			got, err := applyDryRun(ctx, o)
+			if err != nil {
+				t.Errorf("server-side dry-run apply of %s %s: %v", o.GetKind(), o.GetName(), err)
+				continue
+			}
+			if got.GetName() != o.GetName() || got.GetUID() == "" {
+				t.Errorf("dry-run of %s %s returned %s (uid %q)", o.GetKind(), o.GetName(), got.GetName(), got.GetUID())
+			}
+		}
+		if w := warnings.take(); len(w) > 0 {
+			t.Errorf("the API server warned about the chart's objects: %q", w)
+		}
+	}
+	// Dry-run means nothing was stored.
+	if _, err := kube.AppsV1().Deployments(ns).Get(ctx, releaseName+"-meshsettings-operator", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("dry-run stored the Deployment: %v", err)
+	}
+
+	// The check above can fail: a pod template below "restricted" is warned about.
+	objs := mustRender(t, ns, map[string]any{"securityContext": map[string]any{"allowPrivilegeEscalation": true}})
+	if _, err := applyDryRun(ctx, find(objs, "Deployment", "")[0]); err != nil {
+		t.Fatal(err)
+	}
+	if w := warnings.take(); len(w) == 0 || !strings.Contains(strings.Join(w, " "), "restricted") {
+		t.Errorf("a pod template allowing privilege escalation drew no Pod Security warning (%q): the check above proves nothing", w)
+	}
+}
+
+func applyDryRun(ctx context.Context, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	gvk := o.GroupVersionKind()
+	mapping, err := restMapping(gvk)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(o.Object)
+	if err != nil {
+		return nil, err
+	}
+	opts := metav1.PatchOptions{
+		FieldManager:    "argocd-controller",
+		Force:           ptr.To(true),
+		DryRun:          []string{metav1.DryRunAll},
+		FieldValidation: "Strict",
+	}
+	var ri = dyn.Resource(mapping)
+	if o.GetNamespace() != "" {
+		return ri.Namespace(o.GetNamespace()).Patch(ctx, o.GetName(), types.ApplyPatchType, body, opts)
+	}
+	return ri.Patch(ctx, o.GetName(), types.ApplyPatchType, body, opts)
+}
+
+func restMapping(gvk schema.GroupVersionKind) (schema.GroupVersionResource, error) {
+	res, err := kube.Discovery().ServerResourcesForGroupVersion(gvk.GroupVersion().String())
+	if err != nil {
+		return schema.GroupVersionResource{}, err
+	}
+	for _, r := range res.APIResources {
+		if r.Kind == gvk.Kind && !strings.Contains(r.Name, "/") {
+			return gvk.GroupVersion().WithResource(r.Name), nil
+		}
+	}
+	return schema.GroupVersionResource{}, errors.New("no resource for " + gvk.String())
+}
