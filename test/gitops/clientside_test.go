@@ -1,0 +1,87 @@
+package gitops
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// kubectl runs the envtest kubectl as a cluster admin, reading stdin.
+func kubectl(stdin string, args ...string) string {
+	user, err := testEnv.AddUser(envtest.User{Name: "argocd-legacy", Groups: []string{"system:masters"}}, nil)
+	Expect(err).NotTo(HaveOccurred())
+	kc, err := user.KubeConfig()
+	Expect(err).NotTo(HaveOccurred())
+	path := filepath.Join(GinkgoT().TempDir(), "kubeconfig")
+	Expect(os.WriteFile(path, kc, 0o600)).To(Succeed())
+	bin := filepath.Join(testEnv.BinaryAssetsDirectory, "kubectl")
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		bin = filepath.Join(dir, "kubectl")
+	}
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", path}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	Expect(err).NotTo(HaveOccurred(), "kubectl %v: %s", args, out)
+	return string(out)
+}
+
+// What docs/gitops.md says about Argo CD syncing istiod without
+// ServerSideApply: client-side apply (a three-way strategic merge from
+// kubectl.kubernetes.io/last-applied-configuration) and Replace=true.
+var _ = Describe("Argo CD syncing istiod with client-side apply or replace", func() {
+	It("keeps operator-only env entries on apply, reverts shared ones, and drops all on replace", func() {
+		cp := createNamespace("istio-system-", nil)
+		env := map[string]string{"REVISION": "default", "PILOT_TRACE_SAMPLING": "1", "CLUSTER_ID": "Kubernetes"}
+		keys := []string{"REVISION", "PILOT_TRACE_SAMPLING", "CLUSTER_ID"}
+		helm := strings.Replace(istiodManifest("istiod", "default", env, keys), "metadata:\n", "metadata:\n  namespace: "+cp+"\n", 1)
+		kubectl(helm, "apply", "-f", "-")
+
+		_, err := argoApply(msGVR, manifest(`apiVersion: mesh.meshsettings.io/v1alpha1
+kind: MeshSettings
+metadata:
+  name: mesh
+spec:
+  tracing:
+    samplingPercentage: "10"
+  istiod:
+    workloadCertTTL: 12h0m0s
+`, cp), false)
+		Expect(err).NotTo(HaveOccurred())
+		eventuallyHealth(cp, "mesh", "Healthy")
+		live := get(depGVR, cp, "istiod")
+		ttl := envValue(envOf(live), "DEFAULT_WORKLOAD_CERT_TTL")
+		Expect(ttl).NotTo(Equal("<absent>"))
+		Expect(envValue(envOf(live), "PILOT_TRACE_SAMPLING")).To(Equal("10"))
+
+		By("client-side apply of the unchanged manifest: the shared entry goes back to Helm's value")
+		after := &unstructured.Unstructured{}
+		Expect(after.UnmarshalJSON([]byte(kubectl(helm, "apply", "-f", "-", "-o", "json")))).To(Succeed())
+		Expect(envValue(envOf(after), "PILOT_TRACE_SAMPLING")).To(Equal("1"))
+		Expect(envValue(envOf(after), "DEFAULT_WORKLOAD_CERT_TTL")).To(Equal(ttl), "client-side apply removed an entry only the operator sets")
+		Expect(after.GetGeneration()).To(Equal(live.GetGeneration() + 1))
+		Eventually(func() string {
+			return envValue(envOf(get(depGVR, cp, "istiod")), "PILOT_TRACE_SAMPLING")
+		}, timeout, interval).Should(Equal("10"))
+
+		By("replace: every entry the operator wrote is gone until it writes them again")
+		before := get(depGVR, cp, "istiod")
+		// The server's answer to the replace, before the operator reacts.
+		replaced := &unstructured.Unstructured{}
+		Expect(replaced.UnmarshalJSON([]byte(kubectl(helm, "replace", "-f", "-", "-o", "json")))).To(Succeed())
+		Expect(envValue(envOf(replaced), "DEFAULT_WORKLOAD_CERT_TTL")).To(Equal("<absent>"))
+		Expect(envValue(envOf(replaced), "PILOT_TRACE_SAMPLING")).To(Equal("1"))
+		Eventually(func(g Gomega) {
+			now := get(depGVR, cp, "istiod")
+			g.Expect(envValue(envOf(now), "DEFAULT_WORKLOAD_CERT_TTL")).To(Equal(ttl))
+			g.Expect(envValue(envOf(now), "PILOT_TRACE_SAMPLING")).To(Equal("10"))
+			g.Expect(now.GetGeneration()).To(BeNumerically(">=", before.GetGeneration()+2), "two rollouts: replace, then the operator")
+		}, timeout, interval).Should(Succeed())
+	})
+})
