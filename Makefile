@@ -31,6 +31,7 @@ help: ## Display this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD and RBAC manifests into config/.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases
+	cp config/crd/bases/*.yaml charts/meshsettings-operator/crds/
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods and apply configurations.
@@ -112,7 +113,7 @@ KUBECTL ?= kubectl
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 
-KUSTOMIZE_VERSION ?= v5.8.3
+KUSTOMIZE_VERSION ?= v5.8.2
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 
 .PHONY: envtest

@@ -45,7 +45,7 @@ func (r *MeshSettingsReconciler) finalize(ctx context.Context, ms *meshv1alpha1.
 	}
 	orig := ms.DeepCopy()
 	controllerutil.RemoveFinalizer(ms, Finalizer)
-	return client.IgnoreNotFound(r.Patch(ctx, ms, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})))
+	return client.IgnoreNotFound(r.Patch(ctx, ms, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager)))
 }
 
 // releaseMeshConfig removes the managed keys, putting back values they

@@ -75,7 +75,7 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if !controllerutil.ContainsFinalizer(ms, Finalizer) {
 		orig := ms.DeepCopy()
 		controllerutil.AddFinalizer(ms, Finalizer)
-		if err := r.Patch(ctx, ms, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		if err := r.Patch(ctx, ms, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager)); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -304,7 +304,10 @@ func (r *MeshSettingsReconciler) stall(ms *meshv1alpha1.MeshSettings, reason, ms
 }
 
 // retrying records a transient error; the returned error requeues with backoff.
+// A Stalled from an earlier generation no longer holds: the controller is
+// making progress again.
 func (r *MeshSettingsReconciler) retrying(ms *meshv1alpha1.MeshSettings, err error) error {
+	removeCondition(ms, meshv1alpha1.ConditionStalled)
 	r.setCondition(ms, meshv1alpha1.ConditionReconciling, metav1.ConditionTrue, ReasonProgressing, "Retrying after error: "+err.Error())
 	if conditionStatus(ms.Status.Conditions, meshv1alpha1.ConditionReady) != metav1.ConditionFalse {
 		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonProgressing, "Retrying after error: "+err.Error())
@@ -319,7 +322,7 @@ func (r *MeshSettingsReconciler) patchStatus(ctx context.Context, ms *meshv1alph
 	}
 	orig := ms.DeepCopy()
 	orig.Status = *before
-	return client.IgnoreNotFound(r.Status().Patch(ctx, ms, client.MergeFrom(orig)))
+	return client.IgnoreNotFound(r.Status().Patch(ctx, ms, client.MergeFrom(orig), client.FieldOwner(FieldManager)))
 }
 
 func (r *MeshSettingsReconciler) setCondition(ms *meshv1alpha1.MeshSettings, t string, s metav1.ConditionStatus, reason, msg string) {

@@ -150,7 +150,7 @@ func BuildOperator(root, out string) error {
 type Operator struct {
 	cmd  *exec.Cmd
 	Log  string
-	done chan error
+	done chan struct{} // closed when the process has ended
 }
 
 // StartOperator runs the binary against the control plane; its output goes to logPath.
@@ -168,14 +168,15 @@ func (cp *ControlPlane) StartOperator(binary, logPath string, args ...string) (*
 		logFile.Close()
 		return nil, err
 	}
-	op := &Operator{cmd: cmd, Log: logPath, done: make(chan error, 1)}
-	go func() { op.done <- cmd.Wait(); logFile.Close() }()
+	op := &Operator{cmd: cmd, Log: logPath, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logFile.Close(); close(op.done) }()
 	return op, nil
 }
 
-// Stop sends SIGTERM, waits up to 10s, then kills.
+// Stop sends SIGTERM, waits up to 10s, then kills. Stopping an ended
+// process is a no-op.
 func (op *Operator) Stop() {
-	if op == nil || op.cmd.Process == nil {
+	if op == nil || op.Exited() {
 		return
 	}
 	_ = op.cmd.Process.Signal(syscall.SIGTERM)
@@ -199,8 +200,7 @@ func (op *Operator) Pid() int { return op.cmd.Process.Pid }
 // Exited reports whether the process has ended.
 func (op *Operator) Exited() bool {
 	select {
-	case err := <-op.done:
-		op.done <- err
+	case <-op.done:
 		return true
 	default:
 		return false

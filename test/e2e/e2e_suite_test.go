@@ -1,0 +1,66 @@
+// Package e2e drives the built operator binary against a real kube-apiserver
+// only through kubectl, as a user would.
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/meshsettings/meshsettings-operator/test/utils"
+)
+
+var (
+	root    string
+	cp      *utils.ControlPlane
+	binary  string
+	workDir string
+)
+
+func TestE2E(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "e2e suite")
+}
+
+var _ = BeforeSuite(func() {
+	var err error
+	root, err = utils.ProjectRoot()
+	Expect(err).NotTo(HaveOccurred())
+
+	By("starting the control plane")
+	cp, err = utils.StartControlPlane(root)
+	Expect(err).NotTo(HaveOccurred())
+
+	By("building the operator binary from main.go")
+	workDir = GinkgoT().TempDir()
+	binary = filepath.Join(workDir, "meshsettings-operator")
+	Expect(utils.BuildOperator(root, binary)).To(Succeed())
+
+	By("installing Istio the way its Helm chart renders it")
+	_, err = cp.Kubectl("apply", "-f", filepath.Join(root, "test", "testdata", "istio", "istio-canary.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+})
+
+var _ = AfterSuite(func() {
+	if cp != nil {
+		Expect(cp.Stop()).To(Succeed())
+	}
+})
+
+// startOperator runs one replica; its log file is kept for failure reports.
+func startOperator(name string, args ...string) *utils.Operator {
+	base := []string{"--control-plane-namespace=istio-system", "--health-probe-bind-address=127.0.0.1:0"}
+	op, err := cp.StartOperator(binary, filepath.Join(workDir, name+".log"), append(base, args...)...)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() {
+		op.Stop()
+		if CurrentSpecReport().Failed() {
+			b, _ := os.ReadFile(op.Log)
+			AddReportEntry(name+" log", string(b))
+		}
+	})
+	return op
+}
