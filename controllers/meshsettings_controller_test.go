@@ -424,3 +424,26 @@ var _ = Describe("MeshSettings controller", func() {
 		Expect(nsLabels(inside)).NotTo(HaveKey(render.LabelRevision))
 	})
 })
+
+var _ = Describe("a mesh ConfigMap the operator created", func() {
+	It("is created when absent and deleted with the MeshSettings", func() {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "bare-"}}
+		Expect(k8sClient.Create(ctx, ns)).To(Succeed())
+		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: ns.Name}, Spec: meshv1alpha1.MeshSettingsSpec{
+			OutboundTrafficPolicy: &meshv1alpha1.OutboundTrafficPolicy{Mode: meshv1alpha1.OutboundAllowAny},
+		}}
+		Expect(k8sClient.Create(ctx, ms)).To(Succeed())
+		Eventually(func() any {
+			c := &corev1.ConfigMap{}
+			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "istio"}, c); err != nil {
+				return err.Error()
+			}
+			return c.Data["mesh"]
+		}, timeout, interval).Should(Equal("outboundTrafficPolicy:\n  mode: ALLOW_ANY\n"))
+
+		Expect(k8sClient.Delete(ctx, ms)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "istio"}, &corev1.ConfigMap{}))
+		}, timeout, interval).Should(BeTrue())
+	})
+})
