@@ -20,7 +20,8 @@ type MeshSettingsSpec struct {
 	// Empty (the default) is the default revision: ConfigMap "istio" and
 	// Deployment "istiod"; otherwise ConfigMap "istio-<revision>" and
 	// Deployment "istiod-<revision>". It is also the value of the
-	// istio.io/rev namespace label. Immutable.
+	// istio.io/rev namespace label. Immutable: it cannot be added, changed or
+	// removed after creation (a new revision gets a new MeshSettings).
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$`
@@ -40,6 +41,8 @@ type MeshSettingsSpec struct {
 
 	// discoverySelectors limits the namespaces istiod watches. Selectors are
 	// ORed; within one selector matchLabels and matchExpressions are ANDed.
+	// Operators In, NotIn, Exists, DoesNotExist; a selector that does not
+	// parse stalls the MeshSettings (checked by the controller).
 	// The list must select istiod's own namespace or gateways there break:
 	// the controller warns when it does not. Written as mesh discoverySelectors.
 	// +optional
@@ -75,7 +78,8 @@ type MeshSettingsSpec struct {
 
 	// istiod configures istiod through environment variables of its
 	// discovery container. istiod reads them at start, so a change rolls
-	// the istiod Deployment.
+	// the istiod Deployment. Durations are Go durations: units h, m, s, ms
+	// (no d or y: one year is 8760h).
 	// +optional
 	Istiod *Istiod `json:"istiod,omitempty"`
 
@@ -158,7 +162,8 @@ type Tracing struct {
 
 	// samplingPercentage is the percentage of requests sampled, a decimal
 	// string from "0" to "100" (for example "1" or "0.5"). Written as istiod's
-	// PILOT_TRACE_SAMPLING environment variable. Istio's default is 1.
+	// PILOT_TRACE_SAMPLING environment variable. Istio's default is 1; leave
+	// unset to keep istiod's value.
 	// +optional
 	// +kubebuilder:validation:MaxLength=12
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(100(\\\\.0+)?|[0-9]{1,2}(\\\\.[0-9]+)?)$')",messageExpression="'samplingPercentage must be a decimal from 0 to 100, got ' + self"
@@ -195,7 +200,8 @@ type TracingProvider struct {
 	// zipkin sends spans to a Zipkin-compatible collector.
 	// +optional
 	Zipkin *ZipkinProvider `json:"zipkin,omitempty"`
-	// opentelemetry sends spans to an OpenTelemetry collector over gRPC or HTTP.
+	// opentelemetry sends spans to an OpenTelemetry collector over gRPC or
+	// HTTP: set grpc or http, not both; neither means gRPC with Istio's defaults.
 	// +optional
 	OpenTelemetry *OpenTelemetryProvider `json:"opentelemetry,omitempty"`
 	// datadog sends spans to a Datadog agent.
@@ -232,7 +238,8 @@ type ZipkinProvider struct {
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:Pattern=`^/`
 	Path string `json:"path,omitempty"`
-	// maxTagLength truncates tag values to this many characters. Istio's default is 256.
+	// maxTagLength truncates tag values to this many characters, 1-65536.
+	// Istio's default is 256.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65536
@@ -242,7 +249,8 @@ type ZipkinProvider struct {
 // DatadogProvider configures the Datadog tracer.
 type DatadogProvider struct {
 	Endpoint `json:",inline"`
-	// maxTagLength truncates tag values to this many characters. Istio's default is 256.
+	// maxTagLength truncates tag values to this many characters, 1-65536.
+	// Istio's default is 256.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65536
@@ -260,7 +268,8 @@ type SkyWalkingProvider struct {
 // +kubebuilder:validation:XValidation:rule="!(has(self.grpc) && has(self.http))",message="opentelemetry takes grpc or http, not both"
 type OpenTelemetryProvider struct {
 	Endpoint `json:",inline"`
-	// maxTagLength truncates tag values to this many characters. Istio's default is 256.
+	// maxTagLength truncates tag values to this many characters, 1-65536.
+	// Istio's default is 256.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65536
@@ -509,8 +518,8 @@ type EnvoyExtAuthzGRPCProvider struct {
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.attempts) || self.attempts != 0 || (!has(self.retryOn) && !has(self.perTryTimeout) && !has(self.retryRemoteLocalities))",message="with attempts 0 (retries disabled) retryOn, perTryTimeout and retryRemoteLocalities must not be set"
 type RetryPolicy struct {
-	// attempts is the number of retries of a request; 0 disables retries.
-	// Istio's default is 2.
+	// attempts is the number of retries of a request, 0-100; 0 disables
+	// retries. Default: Istio's 2 (written explicitly when the policy is set).
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
@@ -631,7 +640,7 @@ type Proxy struct {
 type Istiod struct {
 	// certProvider issues istiod's own DNS certificate: istiod, none, custom
 	// or k8s.io/<signer> (env PILOT_CERT_PROVIDER). "kubernetes" is refused:
-	// current istiod fails to start with it.
+	// current istiod fails to start with it. Leave unset to keep istiod's value.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self != 'kubernetes'",message="certProvider kubernetes was removed from Istio and makes istiod fail at start; use istiod or k8s.io/<signer>"

@@ -23,7 +23,8 @@ package v1alpha1
 // DatadogProvider configures the Datadog tracer.
 type DatadogProviderApplyConfiguration struct {
 	EndpointApplyConfiguration `json:""`
-	// maxTagLength truncates tag values to this many characters. Istio's default is 256.
+	// maxTagLength truncates tag values to this many characters, 1-65536.
+	// Istio's default is 256.
 	MaxTagLength *int32 `json:"maxTagLength,omitempty"`
 }
 

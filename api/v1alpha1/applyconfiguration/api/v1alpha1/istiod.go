@@ -28,7 +28,7 @@ import (
 type IstiodApplyConfiguration struct {
 	// certProvider issues istiod's own DNS certificate: istiod, none, custom
 	// or k8s.io/<signer> (env PILOT_CERT_PROVIDER). "kubernetes" is refused:
-	// current istiod fails to start with it.
+	// current istiod fails to start with it. Leave unset to keep istiod's value.
 	CertProvider *string `json:"certProvider,omitempty"`
 	// clusterID names this cluster in a multicluster mesh (env CLUSTER_ID).
 	// Istio's default is Kubernetes.

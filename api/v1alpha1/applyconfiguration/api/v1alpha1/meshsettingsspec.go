@@ -35,7 +35,8 @@ type MeshSettingsSpecApplyConfiguration struct {
 	// Empty (the default) is the default revision: ConfigMap "istio" and
 	// Deployment "istiod"; otherwise ConfigMap "istio-<revision>" and
 	// Deployment "istiod-<revision>". It is also the value of the
-	// istio.io/rev namespace label. Immutable.
+	// istio.io/rev namespace label. Immutable: it cannot be added, changed or
+	// removed after creation (a new revision gets a new MeshSettings).
 	Revision *string `json:"revision,omitempty"`
 	// target overrides the names of the objects written. By default they
 	// follow the revision (see revision) in the MeshSettings' own namespace,
@@ -47,6 +48,8 @@ type MeshSettingsSpecApplyConfiguration struct {
 	OutboundTrafficPolicy *OutboundTrafficPolicyApplyConfiguration `json:"outboundTrafficPolicy,omitempty"`
 	// discoverySelectors limits the namespaces istiod watches. Selectors are
 	// ORed; within one selector matchLabels and matchExpressions are ANDed.
+	// Operators In, NotIn, Exists, DoesNotExist; a selector that does not
+	// parse stalls the MeshSettings (checked by the controller).
 	// The list must select istiod's own namespace or gateways there break:
 	// the controller warns when it does not. Written as mesh discoverySelectors.
 	DiscoverySelectors []v1.LabelSelectorApplyConfiguration `json:"discoverySelectors,omitempty"`
@@ -66,7 +69,8 @@ type MeshSettingsSpecApplyConfiguration struct {
 	Proxy *ProxyApplyConfiguration `json:"proxy,omitempty"`
 	// istiod configures istiod through environment variables of its
 	// discovery container. istiod reads them at start, so a change rolls
-	// the istiod Deployment.
+	// the istiod Deployment. Durations are Go durations: units h, m, s, ms
+	// (no d or y: one year is 8760h).
 	Istiod *IstiodApplyConfiguration `json:"istiod,omitempty"`
 	// namespaces labels namespaces for sidecar injection or the ambient data
 	// plane. Injection labels act when pods are created: existing pods keep

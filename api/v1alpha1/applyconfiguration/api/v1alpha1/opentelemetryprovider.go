@@ -24,7 +24,8 @@ package v1alpha1
 // grpc nor http set, spans go over gRPC with Istio's defaults.
 type OpenTelemetryProviderApplyConfiguration struct {
 	EndpointApplyConfiguration `json:""`
-	// maxTagLength truncates tag values to this many characters. Istio's default is 256.
+	// maxTagLength truncates tag values to this many characters, 1-65536.
+	// Istio's default is 256.
 	MaxTagLength *int32 `json:"maxTagLength,omitempty"`
 	// grpc exports spans over OTLP/gRPC.
 	GRPC *OpenTelemetryGRPCApplyConfiguration `json:"grpc,omitempty"`

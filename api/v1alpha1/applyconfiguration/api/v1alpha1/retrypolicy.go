@@ -27,8 +27,8 @@ import (
 //
 // RetryPolicy is the default HTTP retry policy, with VirtualService's rules.
 type RetryPolicyApplyConfiguration struct {
-	// attempts is the number of retries of a request; 0 disables retries.
-	// Istio's default is 2.
+	// attempts is the number of retries of a request, 0-100; 0 disables
+	// retries. Default: Istio's 2 (written explicitly when the policy is set).
 	Attempts *int32 `json:"attempts,omitempty"`
 	// retryOn lists the conditions that trigger a retry: HTTP status codes
 	// ("503") or Envoy/gRPC retry policies (5xx, gateway-error, reset,

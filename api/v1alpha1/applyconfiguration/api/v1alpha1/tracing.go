@@ -27,7 +27,8 @@ type TracingApplyConfiguration struct {
 	Enabled *bool `json:"enabled,omitempty"`
 	// samplingPercentage is the percentage of requests sampled, a decimal
 	// string from "0" to "100" (for example "1" or "0.5"). Written as istiod's
-	// PILOT_TRACE_SAMPLING environment variable. Istio's default is 1.
+	// PILOT_TRACE_SAMPLING environment variable. Istio's default is 1; leave
+	// unset to keep istiod's value.
 	SamplingPercentage *string `json:"samplingPercentage,omitempty"`
 	// providers are the tracing backends, written as mesh extensionProviders.
 	Providers []TracingProviderApplyConfiguration `json:"providers,omitempty"`

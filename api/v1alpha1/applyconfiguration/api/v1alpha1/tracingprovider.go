@@ -27,7 +27,8 @@ type TracingProviderApplyConfiguration struct {
 	Name *string `json:"name,omitempty"`
 	// zipkin sends spans to a Zipkin-compatible collector.
 	Zipkin *ZipkinProviderApplyConfiguration `json:"zipkin,omitempty"`
-	// opentelemetry sends spans to an OpenTelemetry collector over gRPC or HTTP.
+	// opentelemetry sends spans to an OpenTelemetry collector over gRPC or
+	// HTTP: set grpc or http, not both; neither means gRPC with Istio's defaults.
 	OpenTelemetry *OpenTelemetryProviderApplyConfiguration `json:"opentelemetry,omitempty"`
 	// datadog sends spans to a Datadog agent.
 	Datadog *DatadogProviderApplyConfiguration `json:"datadog,omitempty"`

@@ -25,7 +25,8 @@ type ZipkinProviderApplyConfiguration struct {
 	EndpointApplyConfiguration `json:""`
 	// path of the span collection endpoint. Istio's default is /api/v2/spans.
 	Path *string `json:"path,omitempty"`
-	// maxTagLength truncates tag values to this many characters. Istio's default is 256.
+	// maxTagLength truncates tag values to this many characters, 1-65536.
+	// Istio's default is 256.
 	MaxTagLength *int32 `json:"maxTagLength,omitempty"`
 }
 
