@@ -49,6 +49,11 @@ vet: ## Run go vet against code.
 test: manifests generate fmt vet envtest ## Run unit, envtest and e2e tests.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./... -coverprofile cover.out
 	cd test/helmchart && KUBEBUILDER_ASSETS="$(abspath $(ENVTEST_ASSETS))" go test -mod=readonly ./...
+	$(MAKE) test-oracle
+
+.PHONY: test-oracle
+test-oracle: ## Check rendered mesh documents with Istio's own parser and validation (module test/oracle), then fuzz render for 20s.
+	cd test/oracle && go test ./... && go test -run='^$$' -fuzz=FuzzRenderOracle -fuzztime=20s .
 
 ##@ Build
 

@@ -444,8 +444,13 @@ func authorizationProvider(p v1alpha1.AuthorizationProvider) map[string]any {
 }
 
 func retryPolicy(r *v1alpha1.RetryPolicy) map[string]any {
-	m := map[string]any{}
-	putInt(m, "attempts", r.Attempts)
+	// Always explicit: istiod reads a policy without attempts as attempts 0,
+	// which disables retries (and is invalid beside any other field).
+	attempts := int32(DefaultRetryAttempts)
+	if r.Attempts != nil {
+		attempts = *r.Attempts
+	}
+	m := map[string]any{"attempts": float64(attempts)}
 	if len(r.RetryOn) > 0 {
 		on := make([]string, len(r.RetryOn))
 		for i, c := range r.RetryOn {

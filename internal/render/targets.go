@@ -15,6 +15,8 @@ const (
 	DefaultTerminationDrainDuration = 5 * time.Second
 	// DefaultIstiodContainer is target.istiodContainerName when unset.
 	DefaultIstiodContainer = "discovery"
+	// DefaultRetryAttempts is retryPolicy.attempts when unset (Istio's default).
+	DefaultRetryAttempts = 2
 	// DefaultRevisionLabel is the istio.io/rev value of the default revision.
 	DefaultRevisionLabel = "default"
 	// MeshKey is the ConfigMap data key istiod reads.

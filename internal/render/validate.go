@@ -3,6 +3,7 @@ package render
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -17,6 +18,8 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+var jsonPosition = regexp.MustCompile(` ?\(line \d+:\d+\)`)
 
 // validateFragment checks what the operator would write against Istio's own
 // MeshConfig type: every key must be a MeshConfig field (istiod silently
@@ -36,10 +39,24 @@ func validateFragment(f *fragment) error {
 		return err
 	}
 	if err := protojson.Unmarshal(b, &meshv1alpha1.MeshConfig{}); err != nil {
+		// Name the key: protojson's message only gives a position in a JSON
+		// document the user never wrote (and "field value" for wrapper types).
+		field := "spec.meshConfig"
+		for _, p := range f.paths {
+			one := map[string]any{}
+			set(one, p.segments(), f.values[p])
+			if b, merr := json.Marshal(one); merr == nil {
+				if perr := protojson.Unmarshal(b, &meshv1alpha1.MeshConfig{}); perr != nil {
+					field, err = "spec.meshConfig."+strings.ReplaceAll(string(p), "/", "."), perr
+					break
+				}
+			}
+		}
 		// protobuf-go randomly puts non-breaking spaces in its messages.
 		msg := strings.ReplaceAll(err.Error(), "\u00a0", " ")
 		msg = strings.TrimPrefix(msg, "proto: ")
-		return &FieldError{Field: "spec.meshConfig", Msg: "Istio's MeshConfig refuses the result: " + msg}
+		msg = strings.TrimPrefix(jsonPosition.ReplaceAllString(msg, ""), ": ") // a position in JSON the user never wrote
+		return &FieldError{Field: field, Msg: "Istio's MeshConfig refuses the value: " + msg}
 	}
 	return nil
 }
