@@ -235,6 +235,13 @@ func meshFragment(spec *v1alpha1.MeshSettingsSpec) (*fragment, error) {
 		f.put("outboundTrafficPolicy", map[string]any{"mode": string(p.Mode)})
 	}
 	if spec.DiscoverySelectors != nil {
+		// Admission cannot afford CEL over LabelSelector (unbounded lists), so
+		// operators and values are checked here, as istiod would.
+		for i := range spec.DiscoverySelectors {
+			if _, err := metav1.LabelSelectorAsSelector(&spec.DiscoverySelectors[i]); err != nil {
+				return nil, &FieldError{Field: fmt.Sprintf("spec.discoverySelectors[%d]", i), Msg: err.Error()}
+			}
+		}
 		sel, err := toJSON(spec.DiscoverySelectors)
 		if err != nil {
 			return nil, err

@@ -176,13 +176,39 @@ spec:
 		Expect(manifests).To(ContainSubstring("kind: Deployment"))
 		// A server-side dry run creates nothing, so the namespaced objects need their namespace for real.
 		kubectl("create", "namespace", "meshsettings-system")
-		out, err := cp.KubectlIn(manifests, "apply", "--server-side", "--dry-run=server", "-f", "-")
+		// Forced: envtest installed the CRD under another field manager.
+		out, err := cp.KubectlIn(manifests, "apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", "-")
 		Expect(err).NotTo(HaveOccurred(), out)
 		installer, err := os.ReadFile(filepath.Join(root, "dist", "install.yaml"))
 		Expect(err).NotTo(HaveOccurred(), "make build-installer writes dist/install.yaml")
-		out, err = cp.KubectlIn(string(installer), "apply", "--server-side", "--dry-run=server", "-f", "-")
+		Expect(installerCRDSpec(string(installer))).To(Equal(crdSpec()), "dist/install.yaml is stale: run make build-installer")
+		out, err = cp.KubectlIn(string(installer), "apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", "-")
 		Expect(err).NotTo(HaveOccurred(), out)
 		Expect(out).To(ContainSubstring("customresourcedefinition.apiextensions.k8s.io/meshsettings.mesh.meshsettings.io serverside-applied (server dry run)"))
 		Expect(out).To(ContainSubstring("deployment.apps/meshsettings-controller-manager serverside-applied (server dry run)"))
 	})
 })
+
+// crdSpec is the spec of the generated CRD.
+func crdSpec() map[string]any {
+	GinkgoHelper()
+	b, err := os.ReadFile(filepath.Join(root, "config", "crd", "bases", "mesh.meshsettings.io_meshsettings.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	crd := map[string]any{}
+	Expect(yaml.Unmarshal(b, &crd)).To(Succeed())
+	return crd["spec"].(map[string]any)
+}
+
+// installerCRDSpec is the spec of the CRD in an installer YAML stream.
+func installerCRDSpec(stream string) map[string]any {
+	GinkgoHelper()
+	for _, doc := range strings.Split(stream, "\n---\n") {
+		obj := map[string]any{}
+		Expect(yaml.Unmarshal([]byte(doc), &obj)).To(Succeed())
+		if obj["kind"] == "CustomResourceDefinition" {
+			return obj["spec"].(map[string]any)
+		}
+	}
+	Fail("no CustomResourceDefinition in dist/install.yaml")
+	return nil
+}
