@@ -229,6 +229,9 @@ var ReservedProxyConfigKeys = []string{
 // types (map[string]any, []any, string, bool, float64) so they merge and
 // marshal like the rest of the document.
 func meshFragment(spec *v1alpha1.MeshSettingsSpec) (*fragment, error) {
+	if err := checkSpec(spec); err != nil {
+		return nil, err
+	}
 	f := newFragment()
 	if p := spec.OutboundTrafficPolicy; p != nil {
 		// Always explicit: an empty policy is REGISTRY_ONLY in Istio.
@@ -470,9 +473,8 @@ func retryPolicy(r *v1alpha1.RetryPolicy) map[string]any {
 	return m
 }
 
-// protoDuration formats d the way protobuf JSON requires ("90s", "0.500s"):
-// istiod parses the mesh document with protobuf JSON, which refuses Go
-// forms such as "1m30s".
+// protoDuration formats d in protobuf JSON's form ("90s", "0.500s"), the
+// one every Istio version parses (recent istiod also reads "1m30s").
 func protoDuration(d time.Duration) string {
 	b, _ := protojson.Marshal(durationpb.New(d))
 	return string(bytes.Trim(b, `"`))

@@ -83,20 +83,21 @@ func renderFiles(file, currentFile, istiodTag string) (*Output, error) {
 		return nil, fmt.Errorf("%s: want kind MeshSettings, apiVersion %s; got %q, %q", file, v1alpha1.GroupVersion, ms.Kind, ms.APIVersion)
 	}
 	var current string
-	var managed []render.Path
+	var prev render.MeshState
 	if currentFile != "" {
-		if current, managed, err = readCurrent(currentFile); err != nil {
+		if current, prev, err = readCurrent(currentFile); err != nil {
 			return nil, err
 		}
 	}
-	return Render(&ms, current, managed, istiodTag)
+	return Render(&ms, current, prev, istiodTag)
 }
 
-// readCurrent accepts a bare mesh document or a ConfigMap manifest.
-func readCurrent(file string) (string, []render.Path, error) {
+// readCurrent accepts a bare mesh document or a ConfigMap manifest, whose
+// annotations tell what the operator manages and replaced.
+func readCurrent(file string) (string, render.MeshState, error) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
-		return "", nil, err
+		return "", render.MeshState{}, err
 	}
 	var probe struct {
 		Kind string `json:"kind"`
@@ -104,25 +105,32 @@ func readCurrent(file string) (string, []render.Path, error) {
 	if err := yaml.Unmarshal(raw, &probe); err == nil && probe.Kind == "ConfigMap" {
 		var cm corev1.ConfigMap
 		if err := yaml.Unmarshal(raw, &cm); err != nil {
-			return "", nil, fmt.Errorf("%s: %w", file, err)
+			return "", render.MeshState{}, fmt.Errorf("%s: %w", file, err)
 		}
-		managed, err := render.DecodeManaged(cm.Annotations[render.ManagedKeysAnnotation])
-		return cm.Data[render.MeshKey], managed, err
+		var prev render.MeshState
+		var errM, errR error
+		prev.Managed, errM = render.DecodeManaged(cm.Annotations[render.ManagedKeysAnnotation])
+		prev.Replaced, errR = render.DecodeReplaced(cm.Annotations[render.ReplacedValuesAnnotation])
+		return cm.Data[render.MeshKey], prev, errors.Join(errM, errR)
 	}
-	return string(raw), nil, nil
+	return string(raw), render.MeshState{}, nil
 }
 
 // Render computes the Output of ms against the current mesh document.
-func Render(ms *v1alpha1.MeshSettings, current string, managed []render.Path, istiodTag string) (*Output, error) {
+func Render(ms *v1alpha1.MeshSettings, current string, prev render.MeshState, istiodTag string) (*Output, error) {
 	spec := &ms.Spec
 	if err := render.CheckVersion(spec, istiodTag); err != nil {
 		return nil, err
 	}
-	mesh, err := render.Mesh(spec, current, managed)
+	mesh, err := render.MergeMesh(spec, current, prev)
 	if err != nil {
 		return nil, err
 	}
 	targets := render.TargetsFor(spec)
+	annotations := map[string]string{render.ManagedKeysAnnotation: render.EncodeManaged(mesh.Managed)}
+	if r := render.EncodeReplaced(mesh.Replaced); r != "" {
+		annotations[render.ReplacedValuesAnnotation] = r
+	}
 	ns := ms.Namespace
 	if ns == "" {
 		ns = "istio-system"
@@ -132,7 +140,7 @@ func Render(ms *v1alpha1.MeshSettings, current string, managed []render.Path, is
 			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 			ObjectMeta: metav1.ObjectMeta{
 				Name: targets.ConfigMap, Namespace: ns,
-				Annotations: map[string]string{render.ManagedKeysAnnotation: render.EncodeManaged(mesh.Managed)},
+				Annotations: annotations,
 			},
 			Data: map[string]string{render.MeshKey: mesh.Document},
 		},
