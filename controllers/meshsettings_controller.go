@@ -55,13 +55,16 @@ type MeshSettingsReconciler struct {
 	APIReader client.Reader
 }
 
-// +kubebuilder:rbac:groups=mesh.meshsettings.io,resources=meshsettings,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=mesh.meshsettings.io,resources=meshsettings/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=mesh.meshsettings.io,resources=meshsettings/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;patch
+// Everything but Namespaces lives in the control-plane namespace: a Role
+// there, not cluster-wide access to every ConfigMap and Deployment. Run with
+// --control-plane-namespace=istio-system to match (the deploy manifests do).
+// +kubebuilder:rbac:groups=mesh.meshsettings.io,namespace=istio-system,resources=meshsettings,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=mesh.meshsettings.io,namespace=istio-system,resources=meshsettings/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=mesh.meshsettings.io,namespace=istio-system,resources=meshsettings/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",namespace=istio-system,resources=configmaps,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=apps,namespace=istio-system,resources=deployments,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=events.k8s.io,namespace=istio-system,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile reads as: fetch -> finalizer -> observe -> plan (pure) -> apply -> status.
 func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {

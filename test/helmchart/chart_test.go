@@ -127,13 +127,18 @@ func TestDefaultsRenderTheOperator(t *testing.T) {
 	kinds := map[string]int{}
 	for _, o := range objs {
 		kinds[o.GetKind()]++
-		if ns := o.GetNamespace(); ns != "" && ns != "meshsettings-system" {
-			t.Errorf("%s %s is in namespace %s, not the release's", o.GetKind(), o.GetName(), ns)
+		// Only the control-plane Role and its binding live in istiod's namespace.
+		wantNS := "meshsettings-system"
+		if strings.HasSuffix(o.GetName(), "-manager") && (o.GetKind() == "Role" || o.GetKind() == "RoleBinding") {
+			wantNS = "istio-system"
+		}
+		if ns := o.GetNamespace(); ns != "" && ns != wantNS {
+			t.Errorf("%s %s is in namespace %s, want %s", o.GetKind(), o.GetName(), ns, wantNS)
 		}
 	}
 	want := map[string]int{
 		"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2,
-		"Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1,
+		"Role": 2, "RoleBinding": 2, "Service": 1, "Deployment": 1,
 	}
 	if !reflect.DeepEqual(kinds, want) {
 		t.Errorf("rendered kinds %v, want %v", kinds, want)
@@ -207,27 +212,68 @@ func TestDefaultsRenderTheOperator(t *testing.T) {
 	}
 }
 
-// The chart's ClusterRole grants exactly what the controller's rbac markers
-// generate into config/rbac/role.yaml.
-func TestClusterRoleIsTheGeneratedRole(t *testing.T) {
+// The chart grants exactly what the controller's rbac markers generate into
+// config/rbac/role.yaml: the ClusterRole's rules (namespaces) and the
+// control-plane Role's rules, in watchNamespace; with no watchNamespace the
+// ClusterRole carries both.
+func TestRBACIsTheGeneratedRole(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "rbac", "role.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	generated := &rbacv1.ClusterRole{}
-	if err := yaml.UnmarshalStrict(raw, generated); err != nil {
-		t.Fatal(err)
+	var clusterRules, roleRules []rbacv1.PolicyRule
+	for _, doc := range strings.Split(string(raw), "\n---\n") {
+		if strings.TrimSpace(strings.TrimPrefix(doc, "---")) == "" {
+			continue
+		}
+		r := &rbacv1.Role{}
+		if err := yaml.Unmarshal([]byte(doc), r); err != nil {
+			t.Fatal(err)
+		}
+		switch r.Kind {
+		case "ClusterRole":
+			clusterRules = r.Rules
+		case "Role":
+			if r.Namespace != "istio-system" {
+				t.Fatalf("generated Role in %q, want istio-system", r.Namespace)
+			}
+			roleRules = r.Rules
+		}
 	}
-	roles := find(mustRender(t, "meshsettings-system", nil), "ClusterRole", "-manager")
-	if len(roles) != 1 {
-		t.Fatalf("%d manager ClusterRoles", len(roles))
+	if clusterRules == nil || roleRules == nil {
+		t.Fatalf("config/rbac/role.yaml must hold a ClusterRole and a Role")
 	}
-	chart := into[rbacv1.ClusterRole](t, roles[0])
-	if !reflect.DeepEqual(chart.Rules, generated.Rules) {
-		got, _ := yaml.Marshal(chart.Rules)
-		want, _ := yaml.Marshal(generated.Rules)
-		t.Errorf("templates/clusterrole.yaml rules differ from config/rbac/role.yaml (make manifests, then copy its rules):\n--- chart\n%s--- generated\n%s", got, want)
+	same := func(what string, got, want []rbacv1.PolicyRule) {
+		t.Helper()
+		if !reflect.DeepEqual(got, want) {
+			g, _ := yaml.Marshal(got)
+			w, _ := yaml.Marshal(want)
+			t.Errorf("%s rules differ from config/rbac/role.yaml (make manifests, then copy its rules):\n--- chart\n%s--- generated\n%s", what, g, w)
+		}
 	}
+
+	objs := mustRender(t, "meshsettings-system", nil)
+	cr := find(objs, "ClusterRole", "-manager")
+	roles := find(objs, "Role", "-manager")
+	if len(cr) != 1 || len(roles) != 1 {
+		t.Fatalf("%d manager ClusterRoles and %d Roles, want 1 and 1", len(cr), len(roles))
+	}
+	same("templates/clusterrole.yaml", into[rbacv1.ClusterRole](t, cr[0]).Rules, clusterRules)
+	role := into[rbacv1.Role](t, roles[0])
+	if role.Namespace != "istio-system" {
+		t.Errorf("Role in %q, want the default watchNamespace istio-system", role.Namespace)
+	}
+	same("templates/role.yaml", role.Rules, roleRules)
+	if len(find(objs, "RoleBinding", "-manager")) != 1 {
+		t.Errorf("no RoleBinding for the control-plane Role")
+	}
+
+	all := mustRender(t, "meshsettings-system", map[string]any{"watchNamespace": ""})
+	if len(find(all, "Role", "-manager")) != 0 {
+		t.Errorf("a Role without watchNamespace")
+	}
+	same("templates/clusterrole.yaml (all namespaces)", into[rbacv1.ClusterRole](t, find(all, "ClusterRole", "-manager")[0]).Rules,
+		append(slices.Clone(clusterRules), roleRules...))
 }
 
 func TestValuesChangeTheDeployment(t *testing.T) {
@@ -266,8 +312,11 @@ func TestValuesChangeTheDeployment(t *testing.T) {
 	if !slices.Contains(c.Args, "--leader-elect=false") || !slices.Contains(c.Args, "--control-plane-namespace=mesh-cp") {
 		t.Errorf("args %q", c.Args)
 	}
-	if n := len(find(objs, "Role", "")) + len(find(objs, "RoleBinding", "")); n != 0 {
+	if n := len(find(objs, "Role", "leader-election")) + len(find(objs, "RoleBinding", "leader-election")); n != 0 {
 		t.Errorf("leader election off still renders %d Role/RoleBinding", n)
+	}
+	if r := find(objs, "Role", "-manager"); len(r) != 1 || r[0].GetNamespace() != "mesh-cp" {
+		t.Errorf("the control-plane Role must follow watchNamespace mesh-cp")
 	}
 
 	if _, err := render(t, "ops", map[string]any{"replicas": 3, "leaderElection": map[string]any{"enabled": false}}); err == nil ||
@@ -308,6 +357,10 @@ func TestRenderedManifestsApplyServerSide(t *testing.T) {
 		"pod-security.kubernetes.io/audit":   "restricted",
 	}
 	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: restricted}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// istiod's namespace, where the chart puts the control-plane Role.
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "istio-system"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	warnings.take()
