@@ -19,6 +19,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
+	"github.com/meshsettings/meshsettings-operator/test/utils"
 )
 
 var (
@@ -48,7 +49,7 @@ var _ = BeforeSuite(func() {
 	// `make test` sets KUBEBUILDER_ASSETS; running `go test` directly (IDE)
 	// falls back to the binaries `make envtest` linked into bin/k8s.
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		testEnv.BinaryAssetsDirectory = firstEnvtestAssetsDir()
+		testEnv.BinaryAssetsDirectory = utils.AssetsDir(filepath.Join(".."))
 	}
 
 	var err error
@@ -84,19 +85,3 @@ var _ = AfterSuite(func() {
 	cancel()
 	Expect(testEnv.Stop()).To(Succeed())
 })
-
-// firstEnvtestAssetsDir returns the first bin/k8s/<version>-<os>-<arch>
-// directory, or "" so envtest reports the missing binaries itself.
-func firstEnvtestAssetsDir() string {
-	base := filepath.Join("..", "bin", "k8s")
-	entries, err := os.ReadDir(base)
-	if err != nil {
-		return ""
-	}
-	for _, e := range entries {
-		if e.IsDir() || e.Type()&os.ModeSymlink != 0 {
-			return filepath.Join(base, e.Name())
-		}
-	}
-	return ""
-}

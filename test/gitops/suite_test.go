@@ -21,6 +21,7 @@ import (
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
 	"github.com/meshsettings/meshsettings-operator/controllers"
+	"github.com/meshsettings/meshsettings-operator/test/utils"
 )
 
 // The GitOps suite runs the operator's real manager against envtest, as
@@ -51,7 +52,7 @@ var _ = BeforeSuite(func() {
 		ErrorIfCRDPathMissing: true,
 	}
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		testEnv.BinaryAssetsDirectory = firstEnvtestAssetsDir()
+		testEnv.BinaryAssetsDirectory = utils.AssetsDir(filepath.Join("..", ".."))
 	}
 	var err error
 	cfg, err = testEnv.Start()
@@ -86,17 +87,3 @@ var _ = AfterSuite(func() {
 	cancel()
 	Expect(testEnv.Stop()).To(Succeed())
 })
-
-func firstEnvtestAssetsDir() string {
-	base := filepath.Join("..", "..", "bin", "k8s")
-	entries, err := os.ReadDir(base)
-	if err != nil {
-		return ""
-	}
-	for _, e := range entries {
-		if e.IsDir() || e.Type()&os.ModeSymlink != 0 {
-			return filepath.Join(base, e.Name())
-		}
-	}
-	return ""
-}

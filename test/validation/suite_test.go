@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
+	"github.com/meshsettings/meshsettings-operator/test/utils"
 )
 
 const (
@@ -62,7 +63,7 @@ var _ = BeforeSuite(func() {
 	// `make test` sets KUBEBUILDER_ASSETS; a plain `go test` falls back to
 	// the binaries `make envtest` put into bin/k8s.
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		testEnv.BinaryAssetsDirectory = firstEnvtestAssetsDir()
+		testEnv.BinaryAssetsDirectory = utils.AssetsDir(filepath.Join("..", ".."))
 	}
 	cfg, err := testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
@@ -81,21 +82,6 @@ var _ = AfterSuite(func() {
 		Expect(testEnv.Stop()).To(Succeed())
 	}
 })
-
-// firstEnvtestAssetsDir returns the first bin/k8s/<version>-<os>-<arch>
-// directory, or "" so envtest reports the missing binaries itself.
-func firstEnvtestAssetsDir() string {
-	entries, err := os.ReadDir(envtestBase)
-	if err != nil {
-		return ""
-	}
-	for _, e := range entries {
-		if e.IsDir() || e.Type()&os.ModeSymlink != 0 {
-			return filepath.Join(envtestBase, e.Name())
-		}
-	}
-	return ""
-}
 
 // newNamespace creates a namespace with a generated name and returns it.
 func newNamespace(prefix string) string {
