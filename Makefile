@@ -55,6 +55,10 @@ test: manifests generate fmt vet envtest ## Run unit, envtest and e2e tests.
 test-oracle: ## Check rendered mesh documents with Istio's own parser and validation (module test/oracle), then fuzz render for 20s.
 	cd test/oracle && go test ./... && go test -run='^$$' -fuzz=FuzzRenderOracle -fuzztime=20s .
 
+.PHONY: bench
+bench: manifests envtest ## Benchmarks of the operator binary on a local control plane (latency, scale, steady-state writes, memory) and of render; see BENCHMARKS.md. BENCH_ARGS=-strict fails on a missed target.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./test/bench -render-bench ./internal/render/ $(BENCH_ARGS)
+
 ##@ Build
 
 .PHONY: build
