@@ -95,12 +95,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	if err := (&controllers.MeshSettingsReconciler{
-		Client:    mgr.GetClient(),
-		Scheme:    mgr.GetScheme(),
-		Recorder:  mgr.GetEventRecorder("meshsettings-operator"),
-		APIReader: mgr.GetAPIReader(),
-	}).SetupWithManager(mgr); err != nil {
+	if err := controllers.Setup(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "MeshSettings")
 		os.Exit(1)
 	}

@@ -334,6 +334,17 @@ func (r *MeshSettingsReconciler) setCondition(ms *meshv1alpha1.MeshSettings, t s
 	})
 }
 
+// Setup wires a reconciler to the manager's client, cache reader and event
+// recorder and registers it: main.go and every test suite run this same wiring.
+func Setup(mgr ctrl.Manager) error {
+	return (&MeshSettingsReconciler{
+		Client:    mgr.GetClient(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  mgr.GetEventRecorder(FieldManager),
+		APIReader: mgr.GetAPIReader(),
+	}).SetupWithManager(mgr)
+}
+
 // SetupWithManager registers the reconciler and its watches: MeshSettings,
 // and exactly the objects it writes (ConfigMaps, Deployments, Namespaces as
 // metadata only), each mapped back to the MeshSettings of their namespace.

@@ -68,12 +68,7 @@ var _ = BeforeSuite(func() {
 		Cache:                  CacheOptions(""),
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect((&MeshSettingsReconciler{
-		Client:    mgr.GetClient(),
-		Scheme:    mgr.GetScheme(),
-		Recorder:  mgr.GetEventRecorder("meshsettings-operator"),
-		APIReader: mgr.GetAPIReader(),
-	}).SetupWithManager(mgr)).To(Succeed())
+	Expect(Setup(mgr)).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

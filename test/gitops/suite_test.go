@@ -71,12 +71,7 @@ var _ = BeforeSuite(func() {
 		Cache:                  controllers.CacheOptions(""),
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect((&controllers.MeshSettingsReconciler{
-		Client:    mgr.GetClient(),
-		Scheme:    mgr.GetScheme(),
-		Recorder:  mgr.GetEventRecorder("meshsettings-operator"),
-		APIReader: mgr.GetAPIReader(),
-	}).SetupWithManager(mgr)).To(Succeed())
+	Expect(controllers.Setup(mgr)).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())
