@@ -13,11 +13,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
 	"github.com/meshsettings/meshsettings-operator/controllers"
+	"github.com/meshsettings/meshsettings-operator/internal/metricsauth"
 	"github.com/meshsettings/meshsettings-operator/internal/rendercmd"
 )
 
@@ -39,6 +39,7 @@ func main() {
 	var (
 		metricsAddr          string
 		probeAddr            string
+		pprofAddr            string
 		secureMetrics        bool
 		enableHTTP2          bool
 		enableLeaderElection bool
@@ -48,6 +49,8 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
 		"The address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP). 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the health probe endpoint binds to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "",
+		"The address net/http/pprof binds to, e.g. 127.0.0.1:6060. Empty disables it. Unauthenticated: bind to localhost.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS with authentication and authorization (TokenReview/SubjectAccessReview).")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
@@ -75,13 +78,14 @@ func main() {
 		TLSOpts:       tlsOpts,
 	}
 	if secureMetrics {
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.FilterProvider = metricsauth.FilterProvider
 	}
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  probeAddr,
+		PprofBindAddress:        pprofAddr,
 		LeaderElection:          enableLeaderElection,
 		LeaderElectionID:        "meshsettings-operator.mesh.meshsettings.io",
 		LeaderElectionNamespace: leaderElectionNS,

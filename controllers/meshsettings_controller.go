@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -159,7 +162,7 @@ func (r *MeshSettingsReconciler) observe(ctx context.Context, ms *meshv1alpha1.M
 	}
 	nsList := &metav1.PartialObjectMetadataList{}
 	nsList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
-	if err := r.List(ctx, nsList); err != nil {
+	if err := r.List(ctx, nsList, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	obs.namespaces = nsList.Items
@@ -175,20 +178,40 @@ func (r *MeshSettingsReconciler) observe(ctx context.Context, ms *meshv1alpha1.M
 }
 
 // apply sends the writes of the plan, each with server-side apply. It sets
-// MeshConfigApplied, IstiodEnvApplied and NamespacesLabeled.
+// MeshConfigApplied, IstiodEnvApplied and NamespacesLabeled. The three
+// targets are independent, so their writes go out concurrently, and the
+// namespace writes through a few workers.
 func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.MeshSettings, p *plan) error {
 	owner := client.FieldOwner(FieldManager)
+	writeDeployment := !p.istiodMissing && !p.containerAbsent && p.deploymentApply != nil
+	var cmErr, depErr error
+	var ns namespaceWrites
+	var wg sync.WaitGroup
 	if p.configMapApply != nil {
 		// Forced: the operator is the authority for the mesh key it merged.
-		if err := r.Client.Apply(ctx, p.configMapApply, owner, client.ForceOwnership); err != nil {
-			r.setCondition(ms, meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionFalse, ReasonApplyFailed, err.Error())
-			r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, ReasonApplyFailed, "ApplyConfigMap", "ConfigMap %s: %v", p.targets.ConfigMap, err)
-			return err
-		}
-		r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "MeshConfigApplied", "ApplyConfigMap", "Wrote key %q of ConfigMap %s", render.MeshKey, p.targets.ConfigMap)
+		wg.Go(func() { cmErr = r.Client.Apply(ctx, p.configMapApply, owner, client.ForceOwnership) })
 	}
-	r.setCondition(ms, meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionTrue, ReasonUpToDate,
-		fmt.Sprintf("ConfigMap %s holds the mesh document", p.targets.ConfigMap))
+	if writeDeployment {
+		// Forced: entries such as Helm's PILOT_TRACE_SAMPLING change hands to the operator.
+		wg.Go(func() { depErr = r.Client.Apply(ctx, p.deploymentApply, owner, client.ForceOwnership) })
+	}
+	wg.Go(func() { ns = r.applyNamespaces(ctx, p.namespaceApplies) })
+	wg.Wait()
+
+	var firstErr error
+	if p.configMapApply != nil {
+		if cmErr != nil {
+			r.setCondition(ms, meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionFalse, ReasonApplyFailed, cmErr.Error())
+			r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, ReasonApplyFailed, "ApplyConfigMap", "ConfigMap %s: %v", p.targets.ConfigMap, cmErr)
+			firstErr = cmErr
+		} else {
+			r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "MeshConfigApplied", "ApplyConfigMap", "Wrote key %q of ConfigMap %s", render.MeshKey, p.targets.ConfigMap)
+		}
+	}
+	if cmErr == nil {
+		r.setCondition(ms, meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionTrue, ReasonUpToDate,
+			fmt.Sprintf("ConfigMap %s holds the mesh document", p.targets.ConfigMap))
+	}
 
 	switch {
 	case p.istiodMissing:
@@ -197,17 +220,20 @@ func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.Mes
 	case p.containerAbsent:
 		r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, ReasonIstiodNotFound,
 			fmt.Sprintf("Deployment %s has no container %s", p.targets.IstiodDeployment, p.targets.IstiodContainer))
-	default:
-		if p.deploymentApply != nil {
-			// Forced: entries such as Helm's PILOT_TRACE_SAMPLING change hands to the operator.
-			if err := r.Client.Apply(ctx, p.deploymentApply, owner, client.ForceOwnership); err != nil {
-				if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-					return fmt.Errorf("deployment %s changed while applying: %w", p.targets.IstiodDeployment, err)
-				}
-				r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, ReasonApplyFailed, err.Error())
-				r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, ReasonApplyFailed, "ApplyIstiodEnv", "Deployment %s: %v", p.targets.IstiodDeployment, err)
-				return err
+	case depErr != nil:
+		if apierrors.IsNotFound(depErr) || apierrors.IsConflict(depErr) {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("deployment %s changed while applying: %w", p.targets.IstiodDeployment, depErr)
 			}
+		} else {
+			r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, ReasonApplyFailed, depErr.Error())
+			r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, ReasonApplyFailed, "ApplyIstiodEnv", "Deployment %s: %v", p.targets.IstiodDeployment, depErr)
+			if firstErr == nil {
+				firstErr = depErr
+			}
+		}
+	default:
+		if writeDeployment {
 			r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "IstiodEnvApplied", "ApplyIstiodEnv",
 				"Set %d environment entries of %s/%s (istiod restarts)", len(p.env.Env), p.targets.IstiodDeployment, p.targets.IstiodContainer)
 		}
@@ -220,29 +246,68 @@ func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.Mes
 		}
 	}
 
-	changed := 0
-	for _, ac := range p.namespaceApplies {
-		// Not forced: a label another manager holds is reported, not taken.
-		if err := r.Client.Apply(ctx, ac, owner); err != nil {
-			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-				continue // deleted or re-created meanwhile: its event brings a new reconcile
-			}
-			r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionFalse, ReasonApplyFailed, err.Error())
-			r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, ReasonApplyFailed, "LabelNamespace", "Namespace %s: %v", *ac.Name, err)
-			return err
+	if ns.changed > 0 {
+		r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "NamespacesLabeled", "LabelNamespaces", "Updated labels of %d namespaces", ns.changed)
+	}
+	switch {
+	case ns.err != nil:
+		r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionFalse, ReasonApplyFailed, ns.err.Error())
+		r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, ReasonApplyFailed, "LabelNamespace", "Namespace %s: %v", ns.failed, ns.err)
+		if firstErr == nil {
+			firstErr = ns.err
 		}
-		changed++
-	}
-	if changed > 0 {
-		r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "NamespacesLabeled", "LabelNamespaces", "Updated labels of %d namespaces", changed)
-	}
-	if len(p.conflicts) > 0 {
+	case len(p.conflicts) > 0:
 		r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionFalse, ReasonLabelConflict, conflictMessage(p.conflicts))
-	} else {
+	default:
 		r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionTrue, ReasonUpToDate,
 			fmt.Sprintf("%d of %d selected namespaces labeled", p.labeled, p.selected))
 	}
-	return nil
+	return firstErr
+}
+
+// namespaceWorkers bounds the concurrent namespace writes.
+const namespaceWorkers = 8
+
+type namespaceWrites struct {
+	changed int
+	err     error
+	failed  string
+}
+
+// applyNamespaces sends the namespace applies through a few workers and
+// stops at the first error that is not a deleted or re-created namespace.
+func (r *MeshSettingsReconciler) applyNamespaces(ctx context.Context, acs []*corev1ac.NamespaceApplyConfiguration) namespaceWrites {
+	var res namespaceWrites
+	var mu sync.Mutex
+	var next atomic.Int64
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range min(namespaceWorkers, len(acs)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(acs) || ctx.Err() != nil {
+					return
+				}
+				// Not forced: a label another manager holds is reported, not taken.
+				err := r.Client.Apply(ctx, acs[i], client.FieldOwner(FieldManager))
+				mu.Lock()
+				switch {
+				case err == nil:
+					res.changed++
+				case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+					// deleted or re-created meanwhile: its event brings a new reconcile
+				case res.err == nil:
+					res.err, res.failed = err, *acs[i].Name
+					cancel()
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return res
 }
 
 func conflictMessage(conflicts []meshv1alpha1.LabelConflict) string {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -322,6 +321,9 @@ func planNamespaces(p *plan, ms *meshv1alpha1.MeshSettings, obs *observed) error
 		if err != nil {
 			return err
 		}
+		if !matched && owner == "" && len(owned) == 0 {
+			continue // most namespaces of a large cluster: nothing wanted, nothing to release
+		}
 		foreign := map[string]string{}
 		for k, v := range ns.Labels {
 			if _, ours := owned[k]; !ours {
@@ -351,24 +353,47 @@ func planNamespaces(p *plan, ms *meshv1alpha1.MeshSettings, obs *observed) error
 	return nil
 }
 
-// ownedLabels returns the labels the operator's field manager owns.
+// ownedLabels returns the labels the operator's field manager owns: the
+// label keys of its Apply entry, with their live values. It reads the field
+// set directly (what ExtractNamespace would compute, without converting the
+// whole object to a typed value): namespaces the operator never wrote have
+// no entry and cost nothing.
 func ownedLabels(ns *metav1.PartialObjectMetadata) (map[string]string, error) {
-	ac, err := corev1ac.ExtractNamespace(&corev1.Namespace{ObjectMeta: ns.ObjectMeta}, FieldManager)
-	if err != nil {
-		return nil, fmt.Errorf("reading the operator's labels of namespace %s: %w", ns.Name, err)
+	var owned map[string]string
+	for _, mf := range ns.ManagedFields {
+		if mf.Manager != FieldManager || mf.Operation != metav1.ManagedFieldsOperationApply || mf.Subresource != "" || mf.FieldsV1 == nil {
+			continue
+		}
+		var set struct {
+			Metadata struct {
+				Labels map[string]json.RawMessage `json:"f:labels"`
+			} `json:"f:metadata"`
+		}
+		if err := json.Unmarshal(mf.FieldsV1.Raw, &set); err != nil {
+			return nil, fmt.Errorf("reading the operator's labels of namespace %s: %w", ns.Name, err)
+		}
+		for k := range set.Metadata.Labels {
+			if name, ok := strings.CutPrefix(k, "f:"); ok {
+				if v, live := ns.Labels[name]; live {
+					if owned == nil {
+						owned = map[string]string{}
+					}
+					owned[name] = v
+				}
+			}
+		}
 	}
-	if ac.Labels == nil {
-		return map[string]string{}, nil
-	}
-	return ac.Labels, nil
+	return owned, nil
 }
 
+// labelsConverged reports whether the operator owns exactly the wanted keys
+// and the live values are the wanted ones.
 func labelsConverged(live, owned, want map[string]string) bool {
-	if !slices.Equal(slices.Sorted(maps.Keys(owned)), slices.Sorted(maps.Keys(want))) {
+	if len(owned) != len(want) {
 		return false
 	}
 	for k, v := range want {
-		if live[k] != v {
+		if _, ok := owned[k]; !ok || live[k] != v {
 			return false
 		}
 	}

@@ -2,12 +2,14 @@ package controllers
 
 import (
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
 	"github.com/meshsettings/meshsettings-operator/internal/render"
@@ -158,5 +160,43 @@ func TestSelectorWarning(t *testing.T) {
 	}
 	if w := selectorWarning(nil, "istio-system", nss); w != "" {
 		t.Fatalf("no selectors (all namespaces) warn: %q", w)
+	}
+}
+
+// ownedLabels reads the operator's managedFields entry by hand for speed; it
+// must agree with client-go's ExtractNamespace, the reference.
+func TestOwnedLabelsAgreesWithExtractNamespace(t *testing.T) {
+	entry := func(manager string, op metav1.ManagedFieldsOperationType, sub, raw string) metav1.ManagedFieldsEntry {
+		return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, Subresource: sub, APIVersion: "v1",
+			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(raw)}}
+	}
+	apply, update := metav1.ManagedFieldsOperationApply, metav1.ManagedFieldsOperationUpdate
+	labels := map[string]string{"istio.io/rev": "canary", "istio-injection": "enabled", "team": "a", "f:odd": "x"}
+	cases := map[string][]metav1.ManagedFieldsEntry{
+		"never written":        nil,
+		"someone else's apply": {entry("kubectl", apply, "", `{"f:metadata":{"f:labels":{"f:team":{}}}}`)},
+		"own apply with labels and the owner annotation": {
+			entry("kubectl", apply, "", `{"f:metadata":{"f:labels":{"f:team":{}}}}`),
+			entry(FieldManager, apply, "", `{"f:metadata":{"f:annotations":{"f:mesh.meshsettings.io/owner":{}},"f:labels":{"f:istio.io/rev":{},"f:istio-injection":{},".":{}}}}`),
+		},
+		"own apply of a label that is gone": {entry(FieldManager, apply, "", `{"f:metadata":{"f:labels":{"f:istio.io/dataplane-mode":{}}}}`)},
+		"a key that itself starts with f:":  {entry(FieldManager, apply, "", `{"f:metadata":{"f:labels":{"f:f:odd":{}}}}`)},
+		"own update, not apply":             {entry(FieldManager, update, "", `{"f:metadata":{"f:labels":{"f:team":{}}}}`)},
+		"own apply of a subresource":        {entry(FieldManager, apply, "status", `{"f:metadata":{"f:labels":{"f:team":{}}}}`)},
+		"own apply without labels":          {entry(FieldManager, apply, "", `{"f:metadata":{"f:annotations":{"f:x":{}}}}`)},
+	}
+	for name, fields := range cases {
+		ns := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "n", Labels: labels, ManagedFields: fields}}
+		got, err := ownedLabels(ns)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		ref, err := corev1ac.ExtractNamespace(&corev1.Namespace{ObjectMeta: ns.ObjectMeta}, FieldManager)
+		if err != nil {
+			t.Fatalf("%s: ExtractNamespace: %v", name, err)
+		}
+		if len(got) != len(ref.Labels) || !maps.Equal(got, ref.Labels) {
+			t.Errorf("%s: ownedLabels %v, ExtractNamespace %v", name, got, ref.Labels)
+		}
 	}
 }
