@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -56,6 +57,8 @@ type MeshSettingsReconciler struct {
 	// APIReader reads around the cache (used on deletion, where the cache's
 	// trimmed managedFields cannot tell whether others use a ConfigMap).
 	APIReader client.Reader
+
+	owned ownedMemo
 }
 
 // Everything but Namespaces lives in the control-plane namespace: a Role
@@ -78,7 +81,9 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if !ms.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, ms)
 	}
+	finalizerAdded := false
 	if !controllerutil.ContainsFinalizer(ms, Finalizer) {
+		finalizerAdded = true
 		orig := ms.DeepCopy()
 		controllerutil.AddFinalizer(ms, Finalizer)
 		if err := r.Patch(ctx, ms, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager)); err != nil {
@@ -87,10 +92,16 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 
 	before := ms.Status.DeepCopy()
+	var writes []written
 	defer func() {
-		if err := r.patchStatus(ctx, ms, before); err != nil && retErr == nil {
+		patched, err := r.patchStatus(ctx, ms, before)
+		if err != nil && retErr == nil {
 			retErr = err
 		}
+		if patched || finalizerAdded {
+			writes = append(writes, written{&meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Namespace: ms.Namespace, Name: ms.Name}}, ms.ResourceVersion})
+		}
+		r.awaitCache(ctx, writes)
 	}()
 
 	if winner, err := r.writer(ctx, ms); err != nil {
@@ -114,7 +125,8 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	} else if err != nil {
 		return ctrl.Result{}, r.retrying(ms, err)
 	}
-	if err := r.apply(ctx, ms, p); err != nil {
+	writes, err = r.apply(ctx, ms, p)
+	if err != nil {
 		return ctrl.Result{}, r.retrying(ms, err)
 	}
 	r.report(ms, p)
@@ -166,6 +178,8 @@ func (r *MeshSettingsReconciler) observe(ctx context.Context, ms *meshv1alpha1.M
 		return nil, err
 	}
 	obs.namespaces = nsList.Items
+	r.owned.prune(obs.namespaces)
+	obs.owned = &r.owned
 	var all meshv1alpha1.MeshSettingsList
 	if err := r.List(ctx, &all); err != nil {
 		return nil, err
@@ -181,7 +195,7 @@ func (r *MeshSettingsReconciler) observe(ctx context.Context, ms *meshv1alpha1.M
 // MeshConfigApplied, IstiodEnvApplied and NamespacesLabeled. The three
 // targets are independent, so their writes go out concurrently, and the
 // namespace writes through a few workers.
-func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.MeshSettings, p *plan) error {
+func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.MeshSettings, p *plan) ([]written, error) {
 	owner := client.FieldOwner(FieldManager)
 	writeDeployment := !p.istiodMissing && !p.containerAbsent && p.deploymentApply != nil
 	var cmErr, depErr error
@@ -197,6 +211,16 @@ func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.Mes
 	}
 	wg.Go(func() { ns = r.applyNamespaces(ctx, p.namespaceApplies) })
 	wg.Wait()
+
+	writes := ns.written
+	if p.configMapApply != nil && cmErr == nil {
+		writes = append(writes, written{&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ms.Namespace, Name: p.targets.ConfigMap}},
+			ptr.Deref(p.configMapApply.ResourceVersion, "")})
+	}
+	if writeDeployment && depErr == nil {
+		writes = append(writes, written{&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ms.Namespace, Name: p.targets.IstiodDeployment}},
+			ptr.Deref(p.deploymentApply.ResourceVersion, "")})
+	}
 
 	var firstErr error
 	if p.configMapApply != nil {
@@ -262,7 +286,7 @@ func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.Mes
 		r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionTrue, ReasonUpToDate,
 			fmt.Sprintf("%d of %d selected namespaces labeled", p.labeled, p.selected))
 	}
-	return firstErr
+	return writes, firstErr
 }
 
 // namespaceWorkers bounds the concurrent namespace writes.
@@ -270,6 +294,7 @@ const namespaceWorkers = 8
 
 type namespaceWrites struct {
 	changed int
+	written []written
 	err     error
 	failed  string
 }
@@ -296,6 +321,9 @@ func (r *MeshSettingsReconciler) applyNamespaces(ctx context.Context, acs []*cor
 				switch {
 				case err == nil:
 					res.changed++
+					nsMeta := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: *acs[i].Name}}
+					nsMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+					res.written = append(res.written, written{nsMeta, ptr.Deref(acs[i].ResourceVersion, "")})
 				case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
 					// deleted or re-created meanwhile: its event brings a new reconcile
 				case res.err == nil:
@@ -384,13 +412,15 @@ func (r *MeshSettingsReconciler) retrying(ms *meshv1alpha1.MeshSettings, err err
 }
 
 // patchStatus writes the status only when it changed.
-func (r *MeshSettingsReconciler) patchStatus(ctx context.Context, ms *meshv1alpha1.MeshSettings, before *meshv1alpha1.MeshSettingsStatus) error {
+// patchStatus writes the status when it changed, and reports whether it did.
+func (r *MeshSettingsReconciler) patchStatus(ctx context.Context, ms *meshv1alpha1.MeshSettings, before *meshv1alpha1.MeshSettingsStatus) (bool, error) {
 	if equality.Semantic.DeepEqual(before, &ms.Status) {
-		return nil
+		return false, nil
 	}
 	orig := ms.DeepCopy()
 	orig.Status = *before
-	return client.IgnoreNotFound(r.Status().Patch(ctx, ms, client.MergeFrom(orig), client.FieldOwner(FieldManager)))
+	err := r.Status().Patch(ctx, ms, client.MergeFrom(orig), client.FieldOwner(FieldManager))
+	return err == nil, client.IgnoreNotFound(err)
 }
 
 func (r *MeshSettingsReconciler) setCondition(ms *meshv1alpha1.MeshSettings, t string, s metav1.ConditionStatus, reason, msg string) {

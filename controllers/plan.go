@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
@@ -32,6 +34,9 @@ type observed struct {
 	// existing holds "<namespace>/<name>" of every MeshSettings, to tell a
 	// live namespace owner from one deleted without its finalizer.
 	existing map[string]bool
+	// owned remembers what ownedLabels read from unchanged namespaces; nil
+	// reads every namespace afresh.
+	owned *ownedMemo
 }
 
 // OwnerAnnotation names, on a namespace, the MeshSettings whose labels it
@@ -317,7 +322,7 @@ func planNamespaces(p *plan, ms *meshv1alpha1.MeshSettings, obs *observed) error
 			}
 			continue
 		}
-		owned, err := ownedLabels(ns)
+		owned, err := obs.owned.labels(ns)
 		if err != nil {
 			return err
 		}
@@ -388,6 +393,55 @@ func ownedLabels(ns *metav1.PartialObjectMetadata) (map[string]string, error) {
 
 // labelsConverged reports whether the operator owns exactly the wanted keys
 // and the live values are the wanted ones.
+// ownedMemo remembers ownedLabels per namespace UID and resourceVersion, so
+// a reconcile at thousands of namespaces parses only those that changed. The
+// maps it returns are shared: callers only read them.
+type ownedMemo struct {
+	mu      sync.Mutex
+	entries map[types.UID]ownedEntry
+}
+
+type ownedEntry struct {
+	resourceVersion string
+	labels          map[string]string
+}
+
+func (m *ownedMemo) labels(ns *metav1.PartialObjectMetadata) (map[string]string, error) {
+	if m == nil || ns.UID == "" || ns.ResourceVersion == "" {
+		return ownedLabels(ns)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.entries[ns.UID]; ok && e.resourceVersion == ns.ResourceVersion {
+		return e.labels, nil
+	}
+	owned, err := ownedLabels(ns)
+	if err != nil {
+		return nil, err
+	}
+	if m.entries == nil {
+		m.entries = map[types.UID]ownedEntry{}
+	}
+	m.entries[ns.UID] = ownedEntry{ns.ResourceVersion, owned}
+	return owned, nil
+}
+
+// prune forgets deleted namespaces once they are a noticeable share.
+func (m *ownedMemo) prune(namespaces []metav1.PartialObjectMetadata) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.entries) <= len(namespaces)+len(namespaces)/4+64 {
+		return
+	}
+	live := make(map[types.UID]ownedEntry, len(namespaces))
+	for i := range namespaces {
+		if e, ok := m.entries[namespaces[i].UID]; ok {
+			live[namespaces[i].UID] = e
+		}
+	}
+	m.entries = live
+}
+
 func labelsConverged(live, owned, want map[string]string) bool {
 	if len(owned) != len(want) {
 		return false

@@ -3,12 +3,14 @@ package controllers
 import (
 	"encoding/json"
 	"maps"
+	"strconv"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
@@ -198,5 +200,36 @@ func TestOwnedLabelsAgreesWithExtractNamespace(t *testing.T) {
 		if len(got) != len(ref.Labels) || !maps.Equal(got, ref.Labels) {
 			t.Errorf("%s: ownedLabels %v, ExtractNamespace %v", name, got, ref.Labels)
 		}
+	}
+}
+
+func TestOwnedMemoRereadsChangedNamespacesAndForgetsDeletedOnes(t *testing.T) {
+	ns := func(uid, rv, label string) metav1.PartialObjectMetadata {
+		return metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
+			Name: "n-" + uid, UID: types.UID(uid), ResourceVersion: rv, Labels: map[string]string{"istio.io/rev": label},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply,
+				FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{"f:istio.io/rev":{}}}}`)}}},
+		}}
+	}
+	var m ownedMemo
+	a := ns("a", "1", "stable")
+	if got, _ := m.labels(&a); got["istio.io/rev"] != "stable" {
+		t.Fatalf("first read: %v", got)
+	}
+	a = ns("a", "2", "canary") // a newer version of the same namespace
+	if got, _ := m.labels(&a); got["istio.io/rev"] != "canary" {
+		t.Fatalf("a changed namespace was served from the memo: %v", got)
+	}
+	live := []metav1.PartialObjectMetadata{a}
+	for i := range 200 {
+		n := ns(strconv.Itoa(i), "1", "x")
+		_, _ = m.labels(&n)
+	}
+	m.prune(live)
+	if len(m.entries) != 1 {
+		t.Fatalf("after pruning to 1 live namespace the memo holds %d", len(m.entries))
+	}
+	if got, _ := m.labels(&a); got["istio.io/rev"] != "canary" {
+		t.Fatalf("the live namespace was lost: %v", got)
 	}
 }
