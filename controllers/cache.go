@@ -12,20 +12,42 @@ import (
 
 // CacheOptions keeps the operator's memory independent of unrelated objects:
 // ConfigMaps, Deployments and MeshSettings are cached only in the control-plane
-// namespace when one is given, Namespaces are watched as metadata only, and
-// every cached object keeps only the operator's own managedFields entry
-// (enough to know what it owns, a fraction of the bytes).
+// namespace when one is given, Namespaces are watched as metadata only and
+// keep only the annotation the operator reads, and every cached object keeps
+// only the operator's own managedFields entry (enough to know what it owns, a
+// fraction of the bytes).
 func CacheOptions(controlPlaneNamespace string) cache.Options {
-	opts := cache.Options{DefaultTransform: keepOwnManagedFields}
+	opts := cache.Options{
+		DefaultTransform: keepOwnManagedFields,
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Namespace{}: {Transform: trimNamespace},
+		},
+	}
 	if controlPlaneNamespace != "" {
 		scoped := cache.ByObject{Namespaces: map[string]cache.Config{controlPlaneNamespace: {}}}
-		opts.ByObject = map[client.Object]cache.ByObject{
-			&corev1.ConfigMap{}:          scoped,
-			&appsv1.Deployment{}:         scoped,
-			&meshv1alpha1.MeshSettings{}: scoped,
-		}
+		opts.ByObject[&corev1.ConfigMap{}] = scoped
+		opts.ByObject[&appsv1.Deployment{}] = scoped
+		opts.ByObject[&meshv1alpha1.MeshSettings{}] = scoped
 	}
 	return opts
+}
+
+// trimNamespace drops every annotation but OwnerAnnotation: namespaces
+// created with kubectl apply or Argo CD carry a last-applied-configuration
+// copy of themselves, which a cache of thousands of namespaces would keep.
+func trimNamespace(obj any) (any, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		if a := o.GetAnnotations(); len(a) > 0 {
+			if owner, ok := a[OwnerAnnotation]; ok {
+				if len(a) > 1 {
+					o.SetAnnotations(map[string]string{OwnerAnnotation: owner})
+				}
+			} else {
+				o.SetAnnotations(nil)
+			}
+		}
+	}
+	return keepOwnManagedFields(obj)
 }
 
 func keepOwnManagedFields(obj any) (any, error) {

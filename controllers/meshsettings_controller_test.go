@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -380,6 +381,24 @@ var _ = Describe("MeshSettings controller", func() {
 		Expect(got.Status.IgnoredSettings).To(ConsistOf(HaveField("Name", "ENABLE_INBOUND_RETRY_POLICY")))
 		Expect(envNames(istiodEnv(cp))).To(ContainElement("ENABLE_DEFERRED_STATS_CREATION"))
 		Expect(envNames(istiodEnv(cp))).NotTo(ContainElement("ENABLE_INBOUND_RETRY_POLICY"))
+
+		By("warning once: the reconcile its own writes trigger sees the status it wrote")
+		ignoredWarnings := func() int {
+			var list eventsv1.EventList
+			Expect(k8sClient.List(ctx, &list, client.InNamespace(cp))).To(Succeed())
+			n := 0
+			for _, e := range list.Items {
+				if e.Reason == "SettingIgnored" && e.Regarding.Name == "mesh" {
+					n++
+					if e.Series != nil {
+						n += int(e.Series.Count) - 1
+					}
+				}
+			}
+			return n
+		}
+		Eventually(ignoredWarnings, timeout, interval).Should(Equal(1))
+		Consistently(ignoredWarnings, 2*time.Second, interval).Should(Equal(1))
 	})
 
 	It("labels namespaces by selector, unlabels those that leave it, and reports labels held by others", func() {

@@ -108,8 +108,8 @@ func main() {
 	flag.DurationVar(&cfg.steadyMin, "steady-min", 15*time.Second, "minimum time a restarted operator runs before its writes are read")
 	flag.StringVar(&cfg.renderPkgs, "render-bench", "", "space-separated packages whose Go benchmarks are run first and reported (empty: none)")
 	flag.StringVar(&cfg.source, "source", "", "build the operator from this checkout instead of the project root (to measure a candidate change)")
-	// The deploy manifests set GOMEMLIMIT from the memory request (64Mi).
-	flag.StringVar(&cfg.operatorEnv, "operator-env", "GOMEMLIMIT=64MiB", "comma-separated KEY=VALUE environment of the operator process (default: as the deploy manifests run it)")
+	// As the deploy manifests run it: GOGC=50, GOMEMLIMIT from the 128Mi memory limit.
+	flag.StringVar(&cfg.operatorEnv, "operator-env", "GOGC=50,GOMEMLIMIT=128MiB", "comma-separated KEY=VALUE environment of the operator process (default: as the deploy manifests run it)")
 	flag.BoolVar(&cfg.strict, "strict", false, "exit 1 when a target is missed (measurement errors always exit 1)")
 	flag.BoolVar(&cfg.keepLogs, "keep-logs", false, "keep the operator logs and binary (printed path) after the run")
 	flag.BoolVar(&cfg.strip, "strip", true, "build with -ldflags '-s -w' as the Dockerfile does; false keeps the symbols for perf")
