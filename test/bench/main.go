@@ -74,6 +74,7 @@ type config struct {
 	strict          bool
 	keepLogs        bool
 	strip           bool
+	pprof           bool
 }
 
 // row is one line of the result table.
@@ -112,6 +113,7 @@ func main() {
 	flag.StringVar(&cfg.operatorEnv, "operator-env", "GOGC=50,GOMEMLIMIT=128MiB", "comma-separated KEY=VALUE environment of the operator process (default: as the deploy manifests run it)")
 	flag.BoolVar(&cfg.strict, "strict", false, "exit 1 when a target is missed (measurement errors always exit 1)")
 	flag.BoolVar(&cfg.keepLogs, "keep-logs", false, "keep the operator logs and binary (printed path) after the run")
+	flag.BoolVar(&cfg.pprof, "pprof", false, "run each operator with --pprof-bind-address on a free localhost port (printed)")
 	flag.BoolVar(&cfg.strip, "strip", true, "build with -ldflags '-s -w' as the Dockerfile does; false keeps the symbols for perf")
 	flag.Parse()
 
@@ -435,10 +437,19 @@ func (b *bench) startOperator(ctx context.Context, name string) (*operator, erro
 	if err != nil {
 		return nil, err
 	}
-	op, err := b.cp.StartOperator(b.binary, filepath.Join(b.workDir, name+".log"),
-		"--control-plane-namespace="+istioNS,
+	args := []string{"--control-plane-namespace=" + istioNS,
 		"--health-probe-bind-address=127.0.0.1:0",
-		"--metrics-bind-address="+addr, "--metrics-secure=false")
+		"--metrics-bind-address=" + addr, "--metrics-secure=false"}
+	if b.cfg.pprof {
+		pp, err := freePort()
+		if err != nil {
+			restore()
+			return nil, err
+		}
+		args = append(args, fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pp))
+		logf("operator %s: pprof at http://127.0.0.1:%d/debug/pprof/", name, pp)
+	}
+	op, err := b.cp.StartOperator(b.binary, filepath.Join(b.workDir, name+".log"), args...)
 	restore()
 	if err != nil {
 		return nil, err
