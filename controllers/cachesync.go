@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -19,6 +20,9 @@ const cacheSyncTimeout = 5 * time.Second
 type written struct {
 	obj             client.Object
 	resourceVersion string
+	// created: the write created the object, so until the cache shows it,
+	// its absence there means "not seen yet" rather than "deleted since".
+	created bool
 }
 
 // awaitCache gives the operator read-your-writes: it returns once the cache
@@ -40,8 +44,11 @@ func (r *MeshSettingsReconciler) awaitCache(ctx context.Context, writes []writte
 	err := wait.PollUntilContextTimeout(ctx, 2*time.Millisecond, cacheSyncTimeout, true, func(ctx context.Context) (bool, error) {
 		left := pending[:0]
 		for _, w := range pending {
-			if err := r.Get(ctx, client.ObjectKeyFromObject(w.obj), w.obj); err != nil ||
-				!atOrAfter(w.obj.GetResourceVersion(), w.resourceVersion) {
+			err := r.Get(ctx, client.ObjectKeyFromObject(w.obj), w.obj)
+			switch {
+			case apierrors.IsNotFound(err) && !w.created:
+				// deleted since the write: nothing left to wait for
+			case err != nil || !atOrAfter(w.obj.GetResourceVersion(), w.resourceVersion):
 				left = append(left, w) // not in the cache yet, or an older version
 			}
 		}

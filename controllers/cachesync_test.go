@@ -45,7 +45,7 @@ func TestAwaitCacheWaitsForTheWrittenVersion(t *testing.T) {
 	}
 
 	start := time.Now()
-	r.awaitCache(ctx, []written{{&corev1.ConfigMap{ObjectMeta: key}, cur.ResourceVersion}})
+	r.awaitCache(ctx, []written{{obj: &corev1.ConfigMap{ObjectMeta: key}, resourceVersion: cur.ResourceVersion}})
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("a version the cache holds made awaitCache wait %s", d)
 	}
@@ -64,13 +64,36 @@ func TestAwaitCacheWaitsForTheWrittenVersion(t *testing.T) {
 		}
 	}()
 	start = time.Now()
-	r.awaitCache(ctx, []written{{&corev1.ConfigMap{ObjectMeta: key}, want}})
+	r.awaitCache(ctx, []written{{obj: &corev1.ConfigMap{ObjectMeta: key}, resourceVersion: want}})
 	if d := time.Since(start); d < lag || d >= cacheSyncTimeout {
 		t.Fatalf("awaitCache returned after %s; the cache caught up after %s", d, lag)
 	}
 	got := &corev1.ConfigMap{}
 	if err := cache.Get(ctx, client.ObjectKeyFromObject(&corev1.ConfigMap{ObjectMeta: key}), got); err != nil || !atOrAfter(got.ResourceVersion, want) {
 		t.Fatalf("awaitCache returned while the cache held version %q < %q (%v)", got.ResourceVersion, want, err)
+	}
+}
+
+// An object missing from the cache is waited for only when the write created
+// it; otherwise it was deleted after the write.
+func TestAwaitCacheOnMissingObjects(t *testing.T) {
+	r := &MeshSettingsReconciler{Client: fake.NewClientBuilder().Build()}
+	gone := written{obj: &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "istio-system", Name: "gone"}}, resourceVersion: "7"}
+	start := time.Now()
+	r.awaitCache(context.Background(), []written{gone})
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("waited %s for an object deleted after the write", d)
+	}
+
+	const wait = 200 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	created := gone
+	created.created = true
+	start = time.Now()
+	r.awaitCache(ctx, []written{created})
+	if d := time.Since(start); d < wait {
+		t.Fatalf("returned after %s although the created object never reached the cache", d)
 	}
 }
 

@@ -99,7 +99,8 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			retErr = err
 		}
 		if patched || finalizerAdded {
-			writes = append(writes, written{&meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Namespace: ms.Namespace, Name: ms.Name}}, ms.ResourceVersion})
+			writes = append(writes, written{obj: &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Namespace: ms.Namespace, Name: ms.Name}},
+				resourceVersion: ms.ResourceVersion})
 		}
 		r.awaitCache(ctx, writes)
 	}()
@@ -214,12 +215,12 @@ func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.Mes
 
 	writes := ns.written
 	if p.configMapApply != nil && cmErr == nil {
-		writes = append(writes, written{&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ms.Namespace, Name: p.targets.ConfigMap}},
-			ptr.Deref(p.configMapApply.ResourceVersion, "")})
+		writes = append(writes, written{obj: &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ms.Namespace, Name: p.targets.ConfigMap}},
+			resourceVersion: ptr.Deref(p.configMapApply.ResourceVersion, ""), created: p.configMapCreated})
 	}
 	if writeDeployment && depErr == nil {
-		writes = append(writes, written{&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ms.Namespace, Name: p.targets.IstiodDeployment}},
-			ptr.Deref(p.deploymentApply.ResourceVersion, "")})
+		writes = append(writes, written{obj: &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ms.Namespace, Name: p.targets.IstiodDeployment}},
+			resourceVersion: ptr.Deref(p.deploymentApply.ResourceVersion, "")})
 	}
 
 	var firstErr error
@@ -323,7 +324,7 @@ func (r *MeshSettingsReconciler) applyNamespaces(ctx context.Context, acs []*cor
 					res.changed++
 					nsMeta := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: *acs[i].Name}}
 					nsMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-					res.written = append(res.written, written{nsMeta, ptr.Deref(acs[i].ResourceVersion, "")})
+					res.written = append(res.written, written{obj: nsMeta, resourceVersion: ptr.Deref(acs[i].ResourceVersion, "")})
 				case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
 					// deleted or re-created meanwhile: its event brings a new reconcile
 				case res.err == nil:

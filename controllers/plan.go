@@ -53,6 +53,8 @@ type plan struct {
 	meshDocument   string
 	meshHash       string
 	configMapApply *corev1ac.ConfigMapApplyConfiguration
+	// configMapCreated: the apply creates the ConfigMap (none was observed).
+	configMapCreated bool
 
 	istiodTag       string
 	env             render.EnvResult
@@ -117,6 +119,7 @@ func computePlan(ms *meshv1alpha1.MeshSettings, obs *observed) (*plan, error) {
 		p.configMapApply = corev1ac.ConfigMap(p.targets.ConfigMap, ms.Namespace).
 			WithAnnotations(annotations).
 			WithData(map[string]string{render.MeshKey: mesh.Document})
+		p.configMapCreated = obs.configMap == nil
 	}
 
 	// istiod environment.
