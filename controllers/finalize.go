@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -72,7 +73,10 @@ func (r *MeshSettingsReconciler) releaseMeshConfig(ctx context.Context, namespac
 		return client.IgnoreNotFound(r.Delete(ctx, cm, client.Preconditions{UID: &cm.UID, ResourceVersion: &cm.ResourceVersion}))
 	}
 	ac := corev1ac.ConfigMap(name, namespace).WithUID(cm.UID).WithData(map[string]string{render.MeshKey: res.Document})
-	return ignoreGone(r.Client.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership))
+	if err := r.Client.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return ignoreGone(err)
+	}
+	return r.disown(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
 }
 
 func onlyManager(fields []metav1.ManagedFieldsEntry) bool {
@@ -101,7 +105,44 @@ func (r *MeshSettingsReconciler) releaseIstiodEnv(ctx context.Context, namespace
 	}
 	slices.SortFunc(restore, func(a, b corev1.EnvVar) int { return strings.Compare(a.Name, b.Name) })
 	ac := deploymentEnvApply(d, container, restore, nil)
-	return ignoreGone(r.Client.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership))
+	if err := r.Client.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return ignoreGone(err)
+	}
+	return r.disown(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
+}
+
+// disown drops the operator's managedFields entries from a target it has
+// released. The values it put back (Helm's mesh document, Helm's env entries)
+// were force-applied and would otherwise stay owned by a manager that is
+// gone: Helm 4 or Argo CD applying a new value later would hit a conflict.
+// The JSON patch tests the resourceVersion, so it never drops an entry the
+// operator's next write just created.
+func (r *MeshSettingsReconciler) disown(ctx context.Context, obj client.Object) error {
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	fields := obj.GetManagedFields()
+	kept := make([]metav1.ManagedFieldsEntry, 0, len(fields))
+	for _, f := range fields {
+		if f.Manager != FieldManager {
+			kept = append(kept, f)
+		}
+	}
+	if len(kept) == len(fields) {
+		return nil
+	}
+	if len(kept) == 0 {
+		// An empty list leaves managedFields unchanged; one empty entry clears them.
+		kept = []metav1.ManagedFieldsEntry{{}}
+	}
+	patch, err := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/metadata/resourceVersion", "value": obj.GetResourceVersion()},
+		{"op": "replace", "path": "/metadata/managedFields", "value": kept},
+	})
+	if err != nil {
+		return err
+	}
+	return ignoreGone(r.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch)))
 }
 
 // releaseLabels drops the labels of the namespaces this MeshSettings owns.

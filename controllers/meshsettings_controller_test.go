@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -261,6 +263,18 @@ var _ = Describe("MeshSettings controller", func() {
 		Expect(cm.Annotations).NotTo(HaveKey(render.ManagedKeysAnnotation))
 		Expect(cm.Annotations).NotTo(HaveKey(render.ReplacedValuesAnnotation))
 		Expect(nsLabels(app)).To(Equal(map[string]string{"team": "a", "kubernetes.io/metadata.name": app}))
+
+		By("the operator owns nothing any more: another applier changes the restored values without a conflict")
+		for _, obj := range []client.Object{d, cm} {
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+			Expect(obj.GetManagedFields()).NotTo(ContainElement(HaveField("Manager", FieldManager)))
+		}
+		Expect(k8sClient.Apply(ctx, corev1ac.ConfigMap("istio", cp).WithData(map[string]string{"mesh": "trustDomain: upgraded.example"}),
+			client.FieldOwner("helm"))).To(Succeed())
+		Expect(k8sClient.Apply(ctx, appsv1ac.Deployment("istiod", cp).WithSpec(appsv1ac.DeploymentSpec().WithTemplate(
+			corev1ac.PodTemplateSpec().WithSpec(corev1ac.PodSpec().WithContainers(corev1ac.Container().WithName("discovery").
+				WithEnv(corev1ac.EnvVar().WithName("CLUSTER_ID").WithValue("west-2")))))),
+			client.FieldOwner("helm"))).To(Succeed())
 	})
 
 	It("undoes drift of each target and recreates a deleted ConfigMap", func() {
