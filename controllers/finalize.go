@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -103,7 +101,11 @@ func (r *MeshSettingsReconciler) releaseIstiodEnv(ctx context.Context, namespace
 	for _, e := range replaced {
 		restore = append(restore, e)
 	}
-	slices.SortFunc(restore, func(a, b corev1.EnvVar) int { return strings.Compare(a.Name, b.Name) })
+	if c := findContainer(d.Spec.Template.Spec.Containers, container); c != nil {
+		orderLikeLive(restore, c.Env)
+	} else {
+		orderLikeLive(restore, nil) // by name
+	}
 	ac := deploymentEnvApply(d, container, restore, nil)
 	if err := r.Client.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		return ignoreGone(err)

@@ -383,6 +383,41 @@ var _ = Describe("MeshSettings controller", func() {
 		Expect(meshDoc(cp, "istio")["outboundTrafficPolicy"]).To(Equal(map[string]any{"mode": "ALLOW_ANY"}))
 	})
 
+	It("changes Helm's env entries in place, so deletion restores Helm's exact list", func() {
+		cp := controlPlane(true, "docker.io/istio/pilot:1.28.1")
+		// Helm renders PILOT_TRACE_SAMPLING before CLUSTER_ID; the operator takes over both.
+		original := []corev1.EnvVar{
+			{Name: "REVISION", Value: "default"},
+			{Name: "PILOT_TRACE_SAMPLING", Value: "1"},
+			{Name: "PILOT_ENABLE_ANALYSIS", Value: "false"},
+			{Name: "CLUSTER_ID", Value: "Kubernetes"},
+		}
+		d := &appsv1.Deployment{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istiod"}, d)).To(Succeed())
+		d.Spec.Template.Spec.Containers[0].Env = original
+		Expect(k8sClient.Update(ctx, d, client.FieldOwner("helm"))).To(Succeed())
+
+		spec := sampleSpec(appNamespace(nil))
+		spec.Istiod.ClusterID = "east-1"
+		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp}, Spec: spec}
+		Expect(k8sClient.Create(ctx, ms)).To(Succeed())
+		eventuallyReady(cp, "mesh")
+		Expect(istiodEnv(cp)).To(Equal([]corev1.EnvVar{
+			{Name: "REVISION", Value: "default"},
+			{Name: "PILOT_TRACE_SAMPLING", Value: "10"},
+			{Name: "PILOT_ENABLE_ANALYSIS", Value: "false"},
+			{Name: "CLUSTER_ID", Value: "east-1"},
+			{Name: "DEFAULT_WORKLOAD_CERT_TTL", Value: "12h"},
+			{Name: "PILOT_ENABLE_STATUS", Value: "true"},
+		}))
+
+		Expect(k8sClient.Delete(ctx, ms)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(ms), &meshv1alpha1.MeshSettings{}))
+		}, timeout, interval).Should(BeTrue())
+		Expect(istiodEnv(cp)).To(Equal(original))
+	})
+
 	It("skips env vars an old istiod no longer reads and lists them", func() {
 		cp := controlPlane(true, "docker.io/istio/pilot:1.27.3")
 		spec := sampleSpec("y-" + rand.String(4))

@@ -177,7 +177,7 @@ func planEnv(d *appsv1.Deployment, container *corev1.Container, want []corev1.En
 			nextReplaced[name] = orig
 		}
 	}
-	slices.SortFunc(desired, func(a, b corev1.EnvVar) int { return strings.Compare(a.Name, b.Name) })
+	orderLikeLive(desired, container.Env)
 	names := make([]string, len(want))
 	for i, w := range want {
 		names[i] = w.Name
@@ -187,6 +187,32 @@ func planEnv(d *appsv1.Deployment, container *corev1.Container, want []corev1.En
 		return nil
 	}
 	return deploymentEnvApply(d, container.Name, desired, annotations)
+}
+
+// orderLikeLive sorts env entries into the order they have in the live list,
+// entries not there yet last, by name. Server-side apply moves an entry whose
+// place in the applied list contradicts the live order; in live order, Helm's
+// entries keep their place (and come back there on deletion), so the pod
+// template does not differ from Helm's in order alone.
+func orderLikeLive(env []corev1.EnvVar, live []corev1.EnvVar) {
+	at := make(map[string]int, len(live))
+	for i, e := range live {
+		at[e.Name] = i
+	}
+	slices.SortFunc(env, func(a, b corev1.EnvVar) int {
+		ia, oka := at[a.Name]
+		ib, okb := at[b.Name]
+		switch {
+		case oka && okb:
+			return ia - ib
+		case oka != okb:
+			if oka {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
 }
 
 // envRecords decodes the env annotations; damaged ones read as empty.
