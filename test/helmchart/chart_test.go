@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/chart/common"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
@@ -25,6 +26,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -145,6 +147,14 @@ func TestDefaultsRenderTheOperator(t *testing.T) {
 	}
 
 	d := deployment(t, objs)
+	// The Go runtime's memory settings: GOGC fixed, GOMEMLIMIT following the container's memory limit.
+	wantEnv := []corev1.EnvVar{
+		{Name: "GOGC", Value: "50"},
+		{Name: "GOMEMLIMIT", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{ContainerName: "manager", Resource: "limits.memory"}}},
+	}
+	if env := d.Spec.Template.Spec.Containers[0].Env; !reflect.DeepEqual(env, wantEnv) {
+		t.Errorf("env %+v, want %+v", env, wantEnv)
+	}
 	if *d.Spec.Replicas != 1 {
 		t.Errorf("replicas %d, want 1", *d.Spec.Replicas)
 	}
@@ -430,4 +440,56 @@ func restMapping(gvk schema.GroupVersionKind) (schema.GroupVersionResource, erro
 		}
 	}
 	return schema.GroupVersionResource{}, errors.New("no resource for " + gvk.String())
+}
+
+// The ServiceMonitor is a valid prometheus-operator object that selects the
+// metrics Service, and only that, on its HTTPS port.
+func TestServiceMonitorScrapesTheMetricsService(t *testing.T) {
+	if n := len(find(mustRender(t, "ops", nil), "ServiceMonitor", "")); n != 0 {
+		t.Fatalf("%d ServiceMonitors rendered by default; the CRD may not exist", n)
+	}
+	objs := mustRender(t, "ops", map[string]any{"metrics": map[string]any{"serviceMonitor": map[string]any{
+		"enabled": true, "interval": "15s", "labels": map[string]any{"release": "kube-prometheus-stack"},
+	}}})
+	sms := find(objs, "ServiceMonitor", "-metrics")
+	if len(sms) != 1 {
+		t.Fatalf("%d ServiceMonitors rendered, want 1", len(sms))
+	}
+	sm := into[monitoringv1.ServiceMonitor](t, sms[0]) // strict: unknown fields fail
+	if sm.Namespace != "ops" || sm.Labels["release"] != "kube-prometheus-stack" {
+		t.Errorf("namespace %q labels %v", sm.Namespace, sm.Labels)
+	}
+	if !slices.Equal(sm.Spec.NamespaceSelector.MatchNames, []string{"ops"}) {
+		t.Errorf("namespaceSelector %+v", sm.Spec.NamespaceSelector)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var selected []corev1.Service
+	for _, o := range find(objs, "Service", "") {
+		if svc := into[corev1.Service](t, o); sel.Matches(labels.Set(svc.Labels)) {
+			selected = append(selected, *svc)
+		}
+	}
+	if len(selected) != 1 || !strings.HasSuffix(selected[0].Name, "-metrics") {
+		t.Fatalf("the selector %s picks %d Services, want the metrics Service", sel, len(selected))
+	}
+	if len(sm.Spec.Endpoints) != 1 {
+		t.Fatalf("%d endpoints", len(sm.Spec.Endpoints))
+	}
+	ep := sm.Spec.Endpoints[0]
+	if ep.Port != selected[0].Spec.Ports[0].Name || ep.Scheme.String() != "https" || ep.Path != "/metrics" || ep.Interval != "15s" {
+		t.Errorf("endpoint %+v does not scrape https://<service>:%s/metrics every 15s", ep, selected[0].Spec.Ports[0].Name)
+	}
+	if ep.BearerTokenFile == "" || ep.TLSConfig == nil || !ptr.Deref(ep.TLSConfig.InsecureSkipVerify, false) {
+		t.Errorf("endpoint must send Prometheus's token and accept the self-signed certificate: %+v", ep)
+	}
+
+	_, err = render(t, "ops", map[string]any{"metrics": map[string]any{
+		"service": map[string]any{"enabled": false}, "serviceMonitor": map[string]any{"enabled": true},
+	}})
+	if err == nil || !strings.Contains(err.Error(), "metrics.service.enabled") {
+		t.Errorf("a ServiceMonitor without the metrics Service rendered (%v)", err)
+	}
 }
