@@ -233,3 +233,15 @@ func TestOwnedMemoRereadsChangedNamespacesAndForgetsDeletedOnes(t *testing.T) {
 		t.Fatalf("the live namespace was lost: %v", got)
 	}
 }
+
+func TestOrderLikeLive(t *testing.T) {
+	live := []corev1.EnvVar{{Name: "REVISION"}, {Name: "PILOT_TRACE_SAMPLING"}, {Name: "PILOT_ENABLE_ANALYSIS"}, {Name: "CLUSTER_ID"}}
+	env := []corev1.EnvVar{{Name: "PILOT_ENABLE_STATUS"}, {Name: "CLUSTER_ID"}, {Name: "DEFAULT_WORKLOAD_CERT_TTL"}, {Name: "PILOT_TRACE_SAMPLING"}}
+	orderLikeLive(env, live)
+	want := []string{"PILOT_TRACE_SAMPLING", "CLUSTER_ID", "DEFAULT_WORKLOAD_CERT_TTL", "PILOT_ENABLE_STATUS"}
+	for i, e := range env {
+		if e.Name != want[i] {
+			t.Fatalf("order %v, want live entries in live order, then new ones by name: %v", env, want)
+		}
+	}
+}
