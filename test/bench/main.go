@@ -75,6 +75,7 @@ type config struct {
 	keepLogs        bool
 	strip           bool
 	pprof           bool
+	crdCost         bool
 }
 
 // row is one line of the result table.
@@ -111,6 +112,7 @@ func main() {
 	flag.StringVar(&cfg.source, "source", "", "build the operator from this checkout instead of the project root (to measure a candidate change)")
 	// As the deploy manifests run it: GOGC=50, GOMEMLIMIT from the 128Mi memory limit.
 	flag.StringVar(&cfg.operatorEnv, "operator-env", "GOGC=50,GOMEMLIMIT=128MiB", "comma-separated KEY=VALUE environment of the operator process (default: as the deploy manifests run it)")
+	flag.BoolVar(&cfg.crdCost, "crd-cost", false, "only measure what a MeshSettings write costs against a ConfigMap write (shipped CRD, without CEL rules, without schema) and exit")
 	flag.BoolVar(&cfg.strict, "strict", false, "exit 1 when a target is missed (measurement errors always exit 1)")
 	flag.BoolVar(&cfg.keepLogs, "keep-logs", false, "keep the operator logs and binary (printed path) after the run")
 	flag.BoolVar(&cfg.pprof, "pprof", false, "run each operator with --pprof-bind-address on a free localhost port (printed)")
@@ -122,6 +124,17 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.crdCost {
+		root, err := utils.ProjectRoot()
+		if err == nil {
+			err = crdCost(ctx, root, 280)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "crd-cost: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	b := &bench{cfg: cfg}
 	start := time.Now()
 	err := b.run(ctx)
