@@ -37,14 +37,13 @@ func CacheOptions(controlPlaneNamespace string) cache.Options {
 // copy of themselves, which a cache of thousands of namespaces would keep.
 func trimNamespace(obj any) (any, error) {
 	if o, ok := obj.(metav1.Object); ok {
-		if a := o.GetAnnotations(); len(a) > 0 {
-			if owner, ok := a[OwnerAnnotation]; ok {
-				if len(a) > 1 {
-					o.SetAnnotations(map[string]string{OwnerAnnotation: owner})
-				}
-			} else {
-				o.SetAnnotations(nil)
-			}
+		a := o.GetAnnotations()
+		owner, isOwned := a[OwnerAnnotation]
+		switch {
+		case !isOwned && len(a) > 0:
+			o.SetAnnotations(nil)
+		case isOwned && len(a) > 1:
+			o.SetAnnotations(map[string]string{OwnerAnnotation: owner})
 		}
 	}
 	return keepOwnManagedFields(obj)

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -71,10 +72,7 @@ func (r *MeshSettingsReconciler) releaseMeshConfig(ctx context.Context, namespac
 		return client.IgnoreNotFound(r.Delete(ctx, cm, client.Preconditions{UID: &cm.UID, ResourceVersion: &cm.ResourceVersion}))
 	}
 	ac := corev1ac.ConfigMap(name, namespace).WithUID(cm.UID).WithData(map[string]string{render.MeshKey: res.Document})
-	if err := r.Client.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-		return ignoreGone(err)
-	}
-	return r.disown(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
+	return r.restore(ctx, ac, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
 }
 
 func onlyManager(fields []metav1.ManagedFieldsEntry) bool {
@@ -101,16 +99,22 @@ func (r *MeshSettingsReconciler) releaseIstiodEnv(ctx context.Context, namespace
 	for _, e := range replaced {
 		restore = append(restore, e)
 	}
+	var live []corev1.EnvVar // no container: by name
 	if c := findContainer(d.Spec.Template.Spec.Containers, container); c != nil {
-		orderLikeLive(restore, c.Env)
-	} else {
-		orderLikeLive(restore, nil) // by name
+		live = c.Env
 	}
+	orderLikeLive(restore, live)
 	ac := deploymentEnvApply(d, container, restore, nil)
+	return r.restore(ctx, ac, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
+}
+
+// restore force-applies what the operator puts back on a target it releases,
+// then disowns the target.
+func (r *MeshSettingsReconciler) restore(ctx context.Context, ac runtime.ApplyConfiguration, target client.Object) error {
 	if err := r.Client.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		return ignoreGone(err)
 	}
-	return r.disown(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
+	return r.disown(ctx, target)
 }
 
 // disown drops the operator's managedFields entries from a target it has

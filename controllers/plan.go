@@ -420,8 +420,6 @@ func ownedLabels(ns *metav1.PartialObjectMetadata) (map[string]string, error) {
 	return owned, nil
 }
 
-// labelsConverged reports whether the operator owns exactly the wanted keys
-// and the live values are the wanted ones.
 // ownedMemo remembers ownedLabels per namespace UID and resourceVersion, so
 // a reconcile at thousands of namespaces parses only those that changed. The
 // maps it returns are shared: callers only read them.
@@ -471,6 +469,8 @@ func (m *ownedMemo) prune(namespaces []metav1.PartialObjectMetadata) {
 	m.entries = live
 }
 
+// labelsConverged reports whether the operator owns exactly the wanted keys
+// and the live values are the wanted ones.
 func labelsConverged(live, owned, want map[string]string) bool {
 	if len(owned) != len(want) {
 		return false

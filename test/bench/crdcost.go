@@ -47,20 +47,22 @@ func crdCost(ctx context.Context, root string, patches int) error {
 		crd := &apiextensionsv1.CustomResourceDefinition{}
 		return crd, json.Unmarshal(b, crd)
 	}
-	groups := []struct{ label, group string }{
-		{"MeshSettings, the shipped CRD", meshv1alpha1Group},
-		{"the same CRD without its CEL rules", "nocel.bench.meshsettings.io"},
-		{"a CRD with no schema (x-kubernetes-preserve-unknown-fields)", "noschema.bench.meshsettings.io"},
-	}
-	var crds []*apiextensionsv1.CustomResourceDefinition
-	for i, g := range groups {
-		edit := []func(map[string]any){nil, func(m map[string]any) { dropCEL(m) }, func(m map[string]any) {
+	groups := []struct {
+		label, group string
+		edit         func(crd map[string]any)
+	}{
+		{"MeshSettings, the shipped CRD", meshv1alpha1Group, nil},
+		{"the same CRD without its CEL rules", "nocel.bench.meshsettings.io", func(m map[string]any) { dropCEL(m) }},
+		{"a CRD with no schema (x-kubernetes-preserve-unknown-fields)", "noschema.bench.meshsettings.io", func(m map[string]any) {
 			v := m["spec"].(map[string]any)["versions"].([]any)[0].(map[string]any)
 			open := map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}
 			v["schema"] = map[string]any{"openAPIV3Schema": map[string]any{"type": "object",
 				"properties": map[string]any{"spec": open, "status": open}}}
-		}}[i]
-		crd, err := variant(g.group, edit)
+		}},
+	}
+	var crds []*apiextensionsv1.CustomResourceDefinition
+	for _, g := range groups {
+		crd, err := variant(g.group, g.edit)
 		if err != nil {
 			return err
 		}
