@@ -131,6 +131,10 @@ envtest: ## Build (once, cached) kube-apiserver, etcd and kubectl for envtest; l
 	@if [ "$(ENVTEST_ASSETS)" = FAILED ]; then echo "envtest: could not provide the control plane binaries (see above)"; exit 1; fi
 	@echo "envtest assets: $(ENVTEST_ASSETS)"
 
+.PHONY: istiod
+istiod: ## Build (once, cached) istiod (pilot-discovery) from the pinned istio.io/istio for the real-istiod tests; prints its path.
+	@hack/istiod.sh
+
 .PHONY: kustomize
 kustomize: $(KUSTOMIZE) ## Download kustomize locally if necessary.
 $(KUSTOMIZE): $(LOCALBIN)
