@@ -52,8 +52,8 @@ test: manifests generate fmt vet envtest ## Run unit, envtest and e2e tests.
 	$(MAKE) test-oracle
 
 .PHONY: test-oracle
-test-oracle: ## Check rendered mesh documents with Istio's own parser and validation (module test/oracle), then fuzz render for 20s.
-	cd test/oracle && go test ./... && go test -run='^$$' -fuzz=FuzzRenderOracle -fuzztime=20s .
+test-oracle: ## Check rendered mesh documents with Istio's own parser and validation (module test/oracle), then fuzz render and internal/meshcheck (against Istio's verdicts) for 20s each.
+	cd test/oracle && go test ./... && go test -run='^$$' -fuzz=FuzzRenderOracle -fuzztime=20s . && go test -run='^$$' -fuzz=FuzzMeshCheck -fuzztime=20s .
 
 .PHONY: bench
 bench: manifests envtest ## Benchmarks of the operator binary on a local control plane (latency, scale, steady-state writes, memory) and of render; see BENCHMARKS.md. BENCH_ARGS=-strict fails on a missed target.
