@@ -64,7 +64,7 @@ func (r *MeshSettingsReconciler) releaseMeshConfig(ctx context.Context, namespac
 	if err != nil {
 		return err
 	}
-	res, err := render.MergeMesh(&meshv1alpha1.MeshSettingsSpec{}, cm.Data[render.MeshKey], render.MeshState{Managed: managed, Replaced: replaced})
+	res, err := render.ReleaseMesh(cm.Data[render.MeshKey], render.MeshState{Managed: managed, Replaced: replaced})
 	if err != nil {
 		return err
 	}

@@ -80,7 +80,23 @@ func Mesh(spec *v1alpha1.MeshSettingsSpec, current string, previouslyManaged []P
 // istiod: top-level keys are replaced, defaultConfig and its proxyMetadata
 // per key, extensionProviders by name, defaultProviders per sub-list. The
 // output is deterministic.
+//
+// The result is judged as istiod judges it (internal/meshcheck): a value
+// istiod rejects under a key the spec sets is a *FieldError; elsewhere, a
+// *MeshDocumentError. Either way nothing should be written: istiod would
+// drop the whole document.
 func MergeMesh(spec *v1alpha1.MeshSettingsSpec, current string, prev MeshState) (MeshResult, error) {
+	return mergeMesh(spec, current, prev, true)
+}
+
+// ReleaseMesh is MergeMesh for a spec that sets nothing, without judging
+// the result: what a deleted MeshSettings leaves behind is the other
+// managers' document, whatever istiod makes of it.
+func ReleaseMesh(current string, prev MeshState) (MeshResult, error) {
+	return mergeMesh(&v1alpha1.MeshSettingsSpec{}, current, prev, false)
+}
+
+func mergeMesh(spec *v1alpha1.MeshSettingsSpec, current string, prev MeshState, judge bool) (MeshResult, error) {
 	frag, err := meshFragment(spec)
 	if err != nil {
 		return MeshResult{}, err
@@ -92,7 +108,7 @@ func MergeMesh(spec *v1alpha1.MeshSettingsSpec, current string, prev MeshState) 
 	doc := map[string]any{}
 	if strings.TrimSpace(current) != "" {
 		if err := yaml.Unmarshal([]byte(current), &doc); err != nil {
-			return MeshResult{}, fmt.Errorf("current mesh document is not valid YAML: %w", err)
+			return MeshResult{}, &MeshDocumentError{Problems: []DocumentProblem{{Msg: "the current mesh document is not a valid YAML mapping: " + err.Error(), Foreign: true}}}
 		}
 		if doc == nil { // a document of only comments or "null"
 			doc = map[string]any{}
@@ -127,6 +143,11 @@ func MergeMesh(spec *v1alpha1.MeshSettingsSpec, current string, prev MeshState) 
 	}
 	if len(doc) == 0 {
 		out = nil
+	}
+	if judge {
+		if err := judgeDocument(spec, string(out), doc, frag, prev.Managed); err != nil {
+			return MeshResult{}, err
+		}
 	}
 	if len(replaced) == 0 {
 		replaced = nil

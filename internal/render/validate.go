@@ -2,13 +2,19 @@ package render
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+
+	"github.com/meshsettings/meshsettings-operator/api/v1alpha1"
+	"github.com/meshsettings/meshsettings-operator/internal/meshcheck"
 )
 
 // FieldError is an invalid setting, named by its MeshSettings field path.
@@ -115,4 +121,198 @@ func checkKnownFields(md protoreflect.MessageDescriptor, v any, path string) err
 		}
 	}
 	return nil
+}
+
+// MeshDocumentError is a mesh document istiod would reject for values the
+// spec does not set: istiod keeps its last known configuration, so the
+// operator writes nothing (MeshDocumentRejected).
+type MeshDocumentError struct {
+	Problems []DocumentProblem
+}
+
+// DocumentProblem is one value of the document that istiod rejects.
+type DocumentProblem struct {
+	// Key is the value's path in the mesh document (connectTimeout,
+	// defaultConfig.discoveryAddress); empty for the whole document.
+	Key string
+	Msg string
+	// Foreign is true when the operator's record of its keys does not hold
+	// Key: another manager wrote it. False for a value the operator put back
+	// from its record of what it had replaced.
+	Foreign bool
+}
+
+func (e *MeshDocumentError) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		who := " (written by another manager)"
+		if !p.Foreign {
+			who = " (a value the operator put back when the spec stopped setting the key)"
+		}
+		if p.Key == "" {
+			msgs[i] = p.Msg + who
+		} else {
+			msgs[i] = p.Key + who + ": " + p.Msg
+		}
+	}
+	return "istiod rejects the mesh document and keeps its last known configuration: " + strings.Join(msgs, "; ")
+}
+
+// judgeDocument composes and validates out, the document the operator
+// would write (doc, as a map), as istiod does. Problems under a key the
+// spec sets (f) are the spec's: a *FieldError naming the spec field.
+// Problems elsewhere are a *MeshDocumentError.
+func judgeDocument(spec *v1alpha1.MeshSettingsSpec, out string, doc map[string]any, f *fragment, recorded []Path) error {
+	_, err := meshcheck.Compose(out)
+	var me *meshcheck.Error
+	if !errors.As(err, &me) {
+		return err
+	}
+	var own []string
+	var firstOwn string
+	docErr := &MeshDocumentError{}
+	for _, p := range me.Problems {
+		if fp, rest, ok := coveredBy(f.paths, p.Keys, doc); ok {
+			field := specField(spec, fp, rest)
+			if firstOwn == "" {
+				firstOwn = field
+			}
+			own = append(own, field+": "+p.Msg)
+			continue
+		}
+		_, _, mine := coveredBy(recorded, p.Keys, doc)
+		docErr.Problems = append(docErr.Problems, DocumentProblem{Key: p.Path(), Msg: p.Msg, Foreign: !mine})
+	}
+	if len(own) > 0 {
+		msg := "istiod rejects the value and would keep its last known configuration: " + strings.TrimPrefix(own[0], firstOwn+": ")
+		if len(own) > 1 {
+			msg += "; also " + strings.Join(own[1:], "; ")
+		}
+		return &FieldError{Field: firstOwn, Msg: msg}
+	}
+	return docErr
+}
+
+// coveredBy finds the path of paths that holds the value at keys (a
+// meshcheck.Problem's), and the keys below it. A "name=" segment matches
+// the list index of the item of that name in doc.
+func coveredBy(paths []Path, keys []string, doc map[string]any) (Path, []string, bool) {
+	for _, p := range paths {
+		if rest, ok := covers(p, keys, doc); ok {
+			return p, rest, true
+		}
+	}
+	return "", nil, false
+}
+
+func covers(p Path, keys []string, doc map[string]any) ([]string, bool) {
+	segs := p.segments()
+	if len(segs) > len(keys) {
+		return nil, false
+	}
+	var at any = doc
+	for i, seg := range segs {
+		key := keys[i]
+		if name, isItem := strings.CutPrefix(seg, providerPrefix); isItem {
+			list, _ := at.([]any)
+			idx, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(key, "["), "]"))
+			if !strings.HasPrefix(key, "[") || err != nil || idx < 0 || idx >= len(list) {
+				return nil, false
+			}
+			item, _ := list[idx].(map[string]any)
+			if item == nil || item["name"] != name {
+				return nil, false
+			}
+			at = item
+			continue
+		}
+		// istiod reads a field by its proto name too (connect_timeout), and
+		// reports validation problems by the JSON name.
+		if seg != key && jsonName(seg) != jsonName(key) {
+			return nil, false
+		}
+		m, _ := at.(map[string]any)
+		at = m[seg]
+	}
+	return keys[len(segs):], true
+}
+
+// jsonName is protobuf's JSON name of a field name: connect_timeout -> connectTimeout.
+func jsonName(s string) string {
+	var b strings.Builder
+	upper := false
+	for _, r := range s {
+		switch {
+		case r == '_':
+			upper = true
+		case upper && 'a' <= r && r <= 'z':
+			b.WriteRune(r - 'a' + 'A')
+			upper = false
+		default:
+			b.WriteRune(r)
+			upper = false
+		}
+	}
+	return b.String()
+}
+
+// specField names the MeshSettings field that set p; rest are the keys of
+// the problem below p.
+func specField(spec *v1alpha1.MeshSettingsSpec, p Path, rest []string) string {
+	segs := p.segments()
+	switch {
+	case segs[0] == "extensionProviders":
+		name := strings.TrimPrefix(segs[1], providerPrefix)
+		if t := spec.Tracing; t != nil {
+			for i := range t.Providers {
+				if t.Providers[i].Name == name {
+					return fmt.Sprintf("spec.tracing.providers[%d]", i)
+				}
+			}
+		}
+		if a := spec.AccessLogging; a != nil {
+			for i := range a.Providers {
+				if a.Providers[i].Name == name {
+					return fmt.Sprintf("spec.accessLogging.providers[%d]", i)
+				}
+			}
+		}
+		if a := spec.Authorization; a != nil {
+			for i := range a.Providers {
+				if a.Providers[i].Name == name {
+					return fmt.Sprintf("spec.authorization.providers[%d]", i)
+				}
+			}
+		}
+	case len(segs) == 3 && segs[1] == "proxyMetadata":
+		switch segs[2] {
+		case "EXIT_ON_ZERO_ACTIVE_CONNECTIONS", "MINIMUM_DRAIN_DURATION":
+			return "spec.drain.termination"
+		case "ISTIO_META_DNS_CAPTURE":
+			return "spec.proxy.dnsCapture"
+		}
+		return "spec.proxy.metadata." + segs[2]
+	}
+	if f, ok := typedFields[string(p)]; ok {
+		return f
+	}
+	keys := slices.Concat(segs, rest)
+	return "spec.meshConfig." + meshcheck.Problem{Keys: keys}.Path()
+}
+
+// typedFields are the typed spec fields behind the mesh keys they set.
+var typedFields = map[string]string{
+	"outboundTrafficPolicy":                         "spec.outboundTrafficPolicy",
+	"discoverySelectors":                            "spec.discoverySelectors",
+	"enableTracing":                                 "spec.tracing.enabled",
+	"defaultProviders/tracing":                      "spec.tracing.defaultProviders",
+	"defaultProviders/accessLogging":                "spec.accessLogging.defaultProviders",
+	"accessLogFile":                                 "spec.accessLogging.file",
+	"accessLogEncoding":                             "spec.accessLogging.encoding",
+	"accessLogFormat":                               "spec.accessLogging.format",
+	"defaultHttpRetryPolicy":                        "spec.retryPolicy",
+	"defaultConfig/drainDuration":                   "spec.drain.drainDuration",
+	"defaultConfig/terminationDrainDuration":        "spec.drain.termination",
+	"defaultConfig/holdApplicationUntilProxyStarts": "spec.drain.holdApplicationUntilProxyStarts",
+	"defaultConfig/image":                           "spec.proxy.imageType",
 }
