@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/meshsettings/meshsettings-operator/test/harness"
 	"github.com/meshsettings/meshsettings-operator/test/utils"
 )
 
@@ -26,13 +27,8 @@ func TestE2E(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
-	var err error
-	root, err = utils.ProjectRoot()
-	Expect(err).NotTo(HaveOccurred())
-
-	By("starting the control plane")
-	cp, err = utils.StartControlPlane(root)
-	Expect(err).NotTo(HaveOccurred())
+	env := harness.Start()
+	root, cp = env.Root, env.ControlPlane
 
 	By("building the operator binary from main.go")
 	workDir = GinkgoT().TempDir()
@@ -40,18 +36,13 @@ var _ = BeforeSuite(func() {
 	Expect(utils.BuildOperator(root, binary)).To(Succeed())
 
 	By("installing Istio the way its Helm chart renders it")
-	_, err = cp.Kubectl("apply", "-f", filepath.Join(root, "test", "testdata", "istio", "istio-canary.yaml"))
+	_, err := cp.Kubectl("apply", "-f", filepath.Join(root, "test", "testdata", "istio", "istio-canary.yaml"))
 	Expect(err).NotTo(HaveOccurred())
-})
-
-var _ = AfterSuite(func() {
-	if cp != nil {
-		Expect(cp.Stop()).To(Succeed())
-	}
 })
 
 // startOperator runs one replica; its log file is kept for failure reports.
 func startOperator(name string, args ...string) *utils.Operator {
+	GinkgoHelper()
 	base := []string{"--control-plane-namespace=istio-system", "--health-probe-bind-address=127.0.0.1:0"}
 	op, err := cp.StartOperator(binary, filepath.Join(workDir, name+".log"), append(base, args...)...)
 	Expect(err).NotTo(HaveOccurred())

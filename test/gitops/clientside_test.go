@@ -1,35 +1,20 @@
 package gitops
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
 // kubectl runs the envtest kubectl as a cluster admin, reading stdin.
 func kubectl(stdin string, args ...string) string {
-	user, err := testEnv.AddUser(envtest.User{Name: "argocd-legacy", Groups: []string{"system:masters"}}, nil)
+	GinkgoHelper()
+	out, err := testEnv.KubectlIn(stdin, args...)
 	Expect(err).NotTo(HaveOccurred())
-	kc, err := user.KubeConfig()
-	Expect(err).NotTo(HaveOccurred())
-	path := filepath.Join(GinkgoT().TempDir(), "kubeconfig")
-	Expect(os.WriteFile(path, kc, 0o600)).To(Succeed())
-	bin := filepath.Join(testEnv.BinaryAssetsDirectory, "kubectl")
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		bin = filepath.Join(dir, "kubectl")
-	}
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", path}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	Expect(err).NotTo(HaveOccurred(), "kubectl %v: %s", args, out)
-	return string(out)
+	return out
 }
 
 // What docs/gitops.md says about Argo CD syncing istiod without

@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 )
@@ -107,9 +106,8 @@ func eventuallyHealth(namespace, name, status string) *unstructured.Unstructured
 }
 
 func createNamespace(prefix string, labels map[string]string) string {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: prefix + rand.String(5), Labels: labels}}
-	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
-	return ns.Name
+	GinkgoHelper()
+	return testEnv.Namespace(strings.TrimSuffix(prefix, "-"), labels)
 }
 
 // istiodManifest is istiod as Istio's Helm chart renders it (trimmed), with

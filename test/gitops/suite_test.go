@@ -2,36 +2,25 @@ package gitops
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
 	"github.com/meshsettings/meshsettings-operator/controllers"
-	"github.com/meshsettings/meshsettings-operator/test/utils"
+	"github.com/meshsettings/meshsettings-operator/test/harness"
 )
 
-// The GitOps suite runs the operator's real manager against envtest, as
-// controllers/suite_test.go does, and plays Argo CD's part with server-side
-// apply under Argo CD's field manager.
+// The GitOps suite runs the operator's real manager against a real API
+// server (test/harness), as the controllers suite does, and plays Argo CD's
+// part with server-side apply under Argo CD's field manager.
 var (
+	testEnv   *harness.Env
 	ctx       context.Context
-	cancel    context.CancelFunc
-	testEnv   *envtest.Environment
-	cfg       *rest.Config
 	k8sClient client.Client
 	dyn       dynamic.Interface
 )
@@ -42,43 +31,7 @@ func TestGitOps(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
-	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-	ctx, cancel = context.WithCancel(context.TODO())
-
-	Expect(meshv1alpha1.AddToScheme(scheme.Scheme)).To(Succeed())
-
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		testEnv.BinaryAssetsDirectory = utils.AssetsDir(filepath.Join("..", ".."))
-	}
-	var err error
-	cfg, err = testEnv.Start()
-	Expect(err).NotTo(HaveOccurred())
-
-	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme.Scheme})
-	Expect(err).NotTo(HaveOccurred())
-	dyn, err = dynamic.NewForConfig(cfg)
-	Expect(err).NotTo(HaveOccurred())
-
-	By("starting the operator's manager, as main.go wires it")
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  controllers.CacheOptions(""),
-	})
-	Expect(err).NotTo(HaveOccurred())
-	Expect(controllers.Setup(mgr)).To(Succeed())
-	go func() {
-		defer GinkgoRecover()
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
-})
-
-var _ = AfterSuite(func() {
-	cancel()
-	Expect(testEnv.Stop()).To(Succeed())
+	testEnv = harness.Start()
+	ctx, k8sClient, dyn = testEnv.Ctx, testEnv.Client, testEnv.Dynamic()
+	testEnv.RunManager(controllers.Setup, ctrl.Options{Cache: controllers.CacheOptions("")})
 })

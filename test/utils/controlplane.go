@@ -59,8 +59,10 @@ func AssetsDir(root string) string {
 	return ""
 }
 
-// StartControlPlane starts kube-apiserver and etcd and installs the CRD.
-func StartControlPlane(root string) (*ControlPlane, error) {
+// StartControlPlane starts kube-apiserver and etcd and installs the CRD
+// (config/crd/bases). Each edit may change the environment before it starts
+// (more CRDs, API server flags). test/harness is its Ginkgo face.
+func StartControlPlane(root string, edits ...func(*envtest.Environment)) (*ControlPlane, error) {
 	assets := AssetsDir(root)
 	if assets == "" {
 		return nil, fmt.Errorf("no envtest binaries: run `make envtest` or set KUBEBUILDER_ASSETS")
@@ -69,6 +71,9 @@ func StartControlPlane(root string) (*ControlPlane, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
+	}
+	for _, edit := range edits {
+		edit(env)
 	}
 	cfg, err := env.Start()
 	if err != nil {
