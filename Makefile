@@ -51,6 +51,16 @@ test: manifests generate fmt vet envtest ## Run unit, envtest and e2e tests.
 	cd test/helmchart && KUBEBUILDER_ASSETS="$(abspath $(ENVTEST_ASSETS))" go test -mod=readonly ./...
 	$(MAKE) test-oracle
 
+# The pure packages: everything but the envtest suites runs in seconds.
+UNIT_PKGS ?= ./api/... ./internal/... ./controllers/... ./test/gitops/...
+# The envtest suites are the Ginkgo suites (hack/envtest-suites.sh lists them).
+ENVTEST_SUITES = $(shell hack/envtest-suites.sh)
+
+.PHONY: test-unit
+test-unit: ## Run the pure packages' tests only (api, internal/..., the pure parts of controllers): no API server, seconds.
+	@# KUBEBUILDER_ASSETS points nowhere, so an envtest suite missed by ENVTEST_SUITES fails here instead of running.
+	KUBEBUILDER_ASSETS=/nonexistent go test -skip '^($(ENVTEST_SUITES))$$' $(UNIT_PKGS)
+
 .PHONY: test-oracle
 test-oracle: ## Check rendered mesh documents with Istio's own parser and validation (module test/oracle), then fuzz render and internal/meshcheck (against Istio's verdicts) for 20s each.
 	cd test/oracle && go test ./... && go test -run='^$$' -fuzz=FuzzRenderOracle -fuzztime=20s . && go test -run='^$$' -fuzz=FuzzMeshCheck -fuzztime=20s .

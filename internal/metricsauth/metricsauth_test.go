@@ -24,7 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
-	"github.com/meshsettings/meshsettings-operator/test/utils"
+	"github.com/meshsettings/meshsettings-operator/test/harness"
 )
 
 func TestMetricsAuth(t *testing.T) {
@@ -33,32 +33,27 @@ func TestMetricsAuth(t *testing.T) {
 }
 
 var (
-	testEnv  *envtest.Environment
+	testEnv  *harness.Env
 	admin    *kubernetes.Clientset
 	operator *rest.Config // an identity with only config/rbac/metrics_auth_role.yaml
 )
 
 var _ = BeforeSuite(func() {
-	testEnv = &envtest.Environment{}
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		testEnv.BinaryAssetsDirectory = utils.AssetsDir(filepath.Join("..", ".."))
-	}
-	cfg, err := testEnv.Start()
-	Expect(err).NotTo(HaveOccurred())
-	admin = kubernetes.NewForConfigOrDie(cfg)
+	testEnv = harness.Start()
+	admin = kubernetes.NewForConfigOrDie(testEnv.Config)
 
 	By("giving the operator's identity the shipped metrics-auth role and nothing else")
-	user, err := testEnv.AddUser(envtest.User{Name: "meshsettings-operator"}, cfg)
+	user, err := testEnv.Env.AddUser(envtest.User{Name: "meshsettings-operator"}, testEnv.Config)
 	Expect(err).NotTo(HaveOccurred())
 	operator = user.Config()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "rbac", "metrics_auth_role.yaml"))
+	raw, err := os.ReadFile(filepath.Join(testEnv.Root, "config", "rbac", "metrics_auth_role.yaml"))
 	Expect(err).NotTo(HaveOccurred())
 	role := &rbacv1.ClusterRole{}
 	Expect(yaml.Unmarshal(raw, role)).To(Succeed())
 	bind(role, rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "meshsettings-operator"})
 
 	By("letting the monitoring/prometheus service account read /metrics, as config/rbac/metrics_reader_role.yaml does")
-	raw, err = os.ReadFile(filepath.Join("..", "..", "config", "rbac", "metrics_reader_role.yaml"))
+	raw, err = os.ReadFile(filepath.Join(testEnv.Root, "config", "rbac", "metrics_reader_role.yaml"))
 	Expect(err).NotTo(HaveOccurred())
 	reader := &rbacv1.ClusterRole{}
 	Expect(yaml.Unmarshal(raw, reader)).To(Succeed())
@@ -73,11 +68,8 @@ var _ = BeforeSuite(func() {
 	bind(reader, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: "monitoring", Name: "prometheus"})
 })
 
-var _ = AfterSuite(func() {
-	Expect(testEnv.Stop()).To(Succeed())
-})
-
 func bind(role *rbacv1.ClusterRole, subject rbacv1.Subject) {
+	GinkgoHelper()
 	ctx := context.Background()
 	_, err := admin.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{})
 	Expect(err).NotTo(HaveOccurred())
@@ -90,6 +82,7 @@ func bind(role *rbacv1.ClusterRole, subject rbacv1.Subject) {
 }
 
 func token(sa string) string {
+	GinkgoHelper()
 	tr, err := admin.CoreV1().ServiceAccounts("monitoring").CreateToken(context.Background(), sa,
 		&authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	Expect(err).NotTo(HaveOccurred())
@@ -215,7 +208,7 @@ var _ = Describe("the metrics filter", func() {
 	})
 
 	It("answers 500 when the operator may not review tokens, rather than letting the scraper in", func() {
-		nobody, err := testEnv.AddUser(envtest.User{Name: "no-rbac"}, operator)
+		nobody, err := testEnv.Env.AddUser(envtest.User{Name: "no-rbac"}, operator)
 		Expect(err).NotTo(HaveOccurred())
 		srv, _ := serve(nobody.Config())
 		code, body := get(srv, http.MethodGet, "Bearer "+token("prometheus"))
