@@ -207,3 +207,25 @@ func TestValidateDefaults(t *testing.T) {
 		t.Fatalf("Validate without defaultConfig = %v", err)
 	}
 }
+
+// apply composes over any base, as istiod layers a revision's document over
+// the shared one (SHARED_MESH_CONFIG): proxyHeaders values the document
+// leaves empty keep the base's, proxyMetadata merges per entry.
+func TestApplyOverABase(t *testing.T) {
+	base := Defaults()
+	base.DefaultConfig.ProxyHeaders = &meshv1alpha1.ProxyConfig_ProxyHeaders{
+		Server: &meshv1alpha1.ProxyConfig_ProxyHeaders_Server{Value: "base"},
+	}
+	base.DefaultConfig.ProxyMetadata = map[string]string{"A": "base", "B": "base"}
+	mc, problems := apply("defaultConfig:\n  proxyHeaders:\n    requestId:\n      disabled: true\n  proxyMetadata:\n    B: doc\n", base)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	ph := mc.DefaultConfig.ProxyHeaders
+	if ph.GetServer().GetValue() != "base" || !ph.GetRequestId().GetDisabled().GetValue() {
+		t.Fatalf("proxyHeaders = %v, want the base's server and the document's requestId", ph)
+	}
+	if md := mc.DefaultConfig.ProxyMetadata; md["A"] != "base" || md["B"] != "doc" {
+		t.Fatalf("proxyMetadata = %v", md)
+	}
+}
