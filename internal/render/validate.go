@@ -1,6 +1,7 @@
 package render
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -163,9 +165,16 @@ func (e *MeshDocumentError) Error() string {
 // spec sets (f) are the spec's: a *FieldError naming the spec field.
 // Problems elsewhere are a *MeshDocumentError.
 func judgeDocument(spec *v1alpha1.MeshSettingsSpec, out string, doc map[string]any, f *fragment, recorded []Path) error {
+	key := sha256.Sum256([]byte(out))
+	if accepted.has(key) {
+		return nil
+	}
 	_, err := meshcheck.Compose(out)
 	var me *meshcheck.Error
 	if !errors.As(err, &me) {
+		if err == nil {
+			accepted.add(key)
+		}
 		return err
 	}
 	var own []string
@@ -191,6 +200,35 @@ func judgeDocument(spec *v1alpha1.MeshSettingsSpec, out string, doc map[string]a
 		return &FieldError{Field: firstOwn, Msg: msg}
 	}
 	return docErr
+}
+
+// accepted remembers documents istiod accepts: a reconcile that changes
+// nothing renders the same document again, and judging it costs more than
+// the rest of the render. The verdict depends on the document alone.
+var accepted = &acceptedDocs{docs: map[[sha256.Size]byte]struct{}{}}
+
+type acceptedDocs struct {
+	mu   sync.Mutex
+	docs map[[sha256.Size]byte]struct{}
+}
+
+// maxAccepted bounds the memo; a few documents per target ConfigMap live at a time.
+const maxAccepted = 64
+
+func (a *acceptedDocs) has(k [sha256.Size]byte) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.docs[k]
+	return ok
+}
+
+func (a *acceptedDocs) add(k [sha256.Size]byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.docs) >= maxAccepted {
+		clear(a.docs)
+	}
+	a.docs[k] = struct{}{}
 }
 
 // coveredBy finds the path of paths that holds the value at keys (a
