@@ -36,18 +36,6 @@ import (
 // Finalizer lets the operator remove what it wrote before a MeshSettings goes.
 const Finalizer = "mesh.meshsettings.io/cleanup"
 
-// Reasons of the conditions.
-const (
-	ReasonReconciled     = "Reconciled"
-	ReasonProgressing    = "Progressing"
-	ReasonInvalidSpec    = "InvalidSpec"
-	ReasonConflict       = "Conflict"
-	ReasonIstiodNotFound = "IstiodNotFound"
-	ReasonLabelConflict  = "LabelConflict"
-	ReasonApplyFailed    = "ApplyFailed"
-	ReasonUpToDate       = "UpToDate"
-)
-
 // MeshSettingsReconciler reconciles MeshSettings into Istio's mesh-wide
 // configuration: the mesh ConfigMap, istiod's environment and namespace labels.
 type MeshSettingsReconciler struct {
@@ -108,7 +96,7 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if winner, err := r.writer(ctx, ms); err != nil {
 		return ctrl.Result{}, err
 	} else if winner.UID != ms.UID {
-		r.stall(ms, ReasonConflict, fmt.Sprintf(
+		r.stall(ms, meshv1alpha1.ReasonConflict, fmt.Sprintf(
 			"MeshSettings %s, created earlier, already targets ConfigMap %s or Deployment %s; this one writes nothing until it is removed",
 			winner.Name, render.TargetsFor(&ms.Spec).ConfigMap, render.TargetsFor(&ms.Spec).IstiodDeployment))
 		return ctrl.Result{}, nil
@@ -120,8 +108,8 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	p, err := computePlan(ms, obs)
 	if fe, ok := isSpecError(err); ok {
-		r.stall(ms, ReasonInvalidSpec, fe.Error()+"; nothing was written")
-		r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, ReasonInvalidSpec, "Plan", "%s", fe.Error())
+		r.stall(ms, meshv1alpha1.ReasonInvalidSpec, fe.Error()+"; nothing was written")
+		r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, meshv1alpha1.ReasonInvalidSpec, "Plan", "%s", fe.Error())
 		return ctrl.Result{}, nil
 	} else if err != nil {
 		return ctrl.Result{}, r.retrying(ms, err)
@@ -226,24 +214,24 @@ func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.Mes
 	var firstErr error
 	if p.configMapApply != nil {
 		if cmErr != nil {
-			r.setCondition(ms, meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionFalse, ReasonApplyFailed, cmErr.Error())
-			r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, ReasonApplyFailed, "ApplyConfigMap", "ConfigMap %s: %v", p.targets.ConfigMap, cmErr)
+			r.setCondition(ms, meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionFalse, meshv1alpha1.ReasonApplyFailed, cmErr.Error())
+			r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, meshv1alpha1.ReasonApplyFailed, "ApplyConfigMap", "ConfigMap %s: %v", p.targets.ConfigMap, cmErr)
 			firstErr = cmErr
 		} else {
 			r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "MeshConfigApplied", "ApplyConfigMap", "Wrote key %q of ConfigMap %s", render.MeshKey, p.targets.ConfigMap)
 		}
 	}
 	if cmErr == nil {
-		r.setCondition(ms, meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionTrue, ReasonUpToDate,
+		r.setCondition(ms, meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionTrue, meshv1alpha1.ReasonUpToDate,
 			fmt.Sprintf("ConfigMap %s holds the mesh document", p.targets.ConfigMap))
 	}
 
 	switch {
 	case p.istiodMissing:
-		r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, ReasonIstiodNotFound,
+		r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, meshv1alpha1.ReasonIstiodNotFound,
 			fmt.Sprintf("Deployment %s not found in %s; its environment is written when it appears", p.targets.IstiodDeployment, ms.Namespace))
 	case p.containerAbsent:
-		r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, ReasonIstiodNotFound,
+		r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, meshv1alpha1.ReasonIstiodNotFound,
 			fmt.Sprintf("Deployment %s has no container %s", p.targets.IstiodDeployment, p.targets.IstiodContainer))
 	case depErr != nil:
 		if apierrors.IsNotFound(depErr) || apierrors.IsConflict(depErr) {
@@ -251,8 +239,8 @@ func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.Mes
 				firstErr = fmt.Errorf("deployment %s changed while applying: %w", p.targets.IstiodDeployment, depErr)
 			}
 		} else {
-			r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, ReasonApplyFailed, depErr.Error())
-			r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, ReasonApplyFailed, "ApplyIstiodEnv", "Deployment %s: %v", p.targets.IstiodDeployment, depErr)
+			r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, meshv1alpha1.ReasonApplyFailed, depErr.Error())
+			r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, meshv1alpha1.ReasonApplyFailed, "ApplyIstiodEnv", "Deployment %s: %v", p.targets.IstiodDeployment, depErr)
 			if firstErr == nil {
 				firstErr = depErr
 			}
@@ -262,7 +250,7 @@ func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.Mes
 			r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "IstiodEnvApplied", "ApplyIstiodEnv",
 				"Set %d environment entries of %s/%s (istiod restarts)", len(p.env.Env), p.targets.IstiodDeployment, p.targets.IstiodContainer)
 		}
-		r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionTrue, ReasonUpToDate,
+		r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionTrue, meshv1alpha1.ReasonUpToDate,
 			fmt.Sprintf("Deployment %s has the %d environment entries", p.targets.IstiodDeployment, len(p.env.Env)))
 	}
 	if len(p.env.Ignored) > 0 && !equality.Semantic.DeepEqual(ms.Status.IgnoredSettings, p.env.Ignored) {
@@ -276,15 +264,15 @@ func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.Mes
 	}
 	switch {
 	case ns.err != nil:
-		r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionFalse, ReasonApplyFailed, ns.err.Error())
-		r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, ReasonApplyFailed, "LabelNamespace", "Namespace %s: %v", ns.failed, ns.err)
+		r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionFalse, meshv1alpha1.ReasonApplyFailed, ns.err.Error())
+		r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, meshv1alpha1.ReasonApplyFailed, "LabelNamespace", "Namespace %s: %v", ns.failed, ns.err)
 		if firstErr == nil {
 			firstErr = ns.err
 		}
 	case len(p.conflicts) > 0:
-		r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionFalse, ReasonLabelConflict, conflictMessage(p.conflicts))
+		r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionFalse, meshv1alpha1.ReasonLabelConflict, conflictMessage(p.conflicts))
 	default:
-		r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionTrue, ReasonUpToDate,
+		r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionTrue, meshv1alpha1.ReasonUpToDate,
 			fmt.Sprintf("%d of %d selected namespaces labeled", p.labeled, p.selected))
 	}
 	return writes, firstErr
@@ -374,15 +362,15 @@ func (r *MeshSettingsReconciler) report(ms *meshv1alpha1.MeshSettings, p *plan) 
 	switch {
 	case len(p.conflicts) > 0:
 		msg := "Namespace labels held by other managers: " + conflictMessage(p.conflicts)
-		r.setCondition(ms, meshv1alpha1.ConditionStalled, metav1.ConditionTrue, ReasonLabelConflict, msg)
-		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonLabelConflict, msg)
+		r.setCondition(ms, meshv1alpha1.ConditionStalled, metav1.ConditionTrue, meshv1alpha1.ReasonLabelConflict, msg)
+		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionFalse, meshv1alpha1.ReasonLabelConflict, msg)
 	case p.istiodMissing || p.containerAbsent:
 		removeCondition(ms, meshv1alpha1.ConditionStalled)
-		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonIstiodNotFound,
+		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionFalse, meshv1alpha1.ReasonIstiodNotFound,
 			"Mesh ConfigMap written; waiting for istiod Deployment "+p.targets.IstiodDeployment+suffix)
 	default:
 		removeCondition(ms, meshv1alpha1.ConditionStalled)
-		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonReconciled,
+		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionTrue, meshv1alpha1.ReasonReconciled,
 			fmt.Sprintf("Mesh configuration applied to ConfigMap %s, Deployment %s and %d namespaces%s",
 				p.targets.ConfigMap, p.targets.IstiodDeployment, p.labeled, suffix))
 	}
@@ -405,9 +393,9 @@ func (r *MeshSettingsReconciler) stall(ms *meshv1alpha1.MeshSettings, reason, ms
 // making progress again.
 func (r *MeshSettingsReconciler) retrying(ms *meshv1alpha1.MeshSettings, err error) error {
 	removeCondition(ms, meshv1alpha1.ConditionStalled)
-	r.setCondition(ms, meshv1alpha1.ConditionReconciling, metav1.ConditionTrue, ReasonProgressing, "Retrying after error: "+err.Error())
+	r.setCondition(ms, meshv1alpha1.ConditionReconciling, metav1.ConditionTrue, meshv1alpha1.ReasonProgressing, "Retrying after error: "+err.Error())
 	if conditionStatus(ms.Status.Conditions, meshv1alpha1.ConditionReady) != metav1.ConditionFalse {
-		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonProgressing, "Retrying after error: "+err.Error())
+		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionFalse, meshv1alpha1.ReasonProgressing, "Retrying after error: "+err.Error())
 	}
 	return err
 }

@@ -328,10 +328,10 @@ var _ = Describe("MeshSettings controller", func() {
 		Eventually(func(g Gomega) {
 			c := condition(cp, "mesh", meshv1alpha1.ConditionIstiodEnvApplied)
 			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Reason).To(Equal(ReasonIstiodNotFound))
+			g.Expect(c.Reason).To(Equal(meshv1alpha1.ReasonIstiodNotFound))
 		}, timeout, interval).Should(Succeed())
 		Expect(meshDoc(cp, "istio")["outboundTrafficPolicy"]).To(Equal(map[string]any{"mode": "REGISTRY_ONLY"}))
-		Expect(condition(cp, "mesh", meshv1alpha1.ConditionReady).Reason).To(Equal(ReasonIstiodNotFound))
+		Expect(condition(cp, "mesh", meshv1alpha1.ConditionReady).Reason).To(Equal(meshv1alpha1.ReasonIstiodNotFound))
 
 		createIstiod(cp, "docker.io/istio/pilot:1.28.1")
 		eventuallyReady(cp, "mesh")
@@ -348,7 +348,7 @@ var _ = Describe("MeshSettings controller", func() {
 		Eventually(func(g Gomega) {
 			c := condition(cp, "mesh", meshv1alpha1.ConditionStalled)
 			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Reason).To(Equal(ReasonInvalidSpec))
+			g.Expect(c.Reason).To(Equal(meshv1alpha1.ReasonInvalidSpec))
 			g.Expect(c.Message).To(ContainSubstring("spec.meshConfig.trustDomainn"))
 		}, timeout, interval).Should(Succeed())
 		Expect(condition(cp, "mesh", meshv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionFalse))
@@ -372,7 +372,7 @@ var _ = Describe("MeshSettings controller", func() {
 		Eventually(func(g Gomega) {
 			c := condition(cp, "a-second", meshv1alpha1.ConditionStalled)
 			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Reason).To(Equal(ReasonConflict))
+			g.Expect(c.Reason).To(Equal(meshv1alpha1.ReasonConflict))
 			g.Expect(c.Message).To(ContainSubstring("first"))
 		}, timeout, interval).Should(Succeed())
 		Expect(meshDoc(cp, "istio")["outboundTrafficPolicy"]).To(Equal(map[string]any{"mode": "REGISTRY_ONLY"}))
@@ -470,7 +470,7 @@ var _ = Describe("MeshSettings controller", func() {
 		Eventually(func(g Gomega) {
 			c := condition(cp, "canary", meshv1alpha1.ConditionNamespacesLabeled)
 			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Reason).To(Equal(ReasonLabelConflict))
+			g.Expect(c.Reason).To(Equal(meshv1alpha1.ReasonLabelConflict))
 			g.Expect(c.Message).To(ContainSubstring(conflicting))
 		}, timeout, interval).Should(Succeed())
 		Expect(nsLabels(conflicting)).NotTo(HaveKey("istio.io/rev"), "istio-injection=enabled and istio.io/rev must not be combined")

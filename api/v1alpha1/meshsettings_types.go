@@ -29,7 +29,9 @@ type MeshSettingsSpec struct {
 
 	// target overrides the names of the objects written. By default they
 	// follow the revision (see revision) in the MeshSettings' own namespace,
-	// which should be istiod's namespace (usually istio-system).
+	// which should be istiod's namespace (usually istio-system). The names
+	// are immutable, like revision: moving them would leave what was written
+	// to the old objects behind, so other targets get a new MeshSettings.
 	// +optional
 	Target *Target `json:"target,omitempty"`
 
@@ -823,22 +825,6 @@ type Waypoint struct {
 	Namespace string `json:"namespace,omitempty"`
 }
 
-// Condition types and reasons.
-const (
-	// ConditionReady summarises: True when every target holds the desired state.
-	ConditionReady = "Ready"
-	// ConditionReconciling is present (True) while the controller works towards the desired state.
-	ConditionReconciling = "Reconciling"
-	// ConditionStalled is present (True) when progress needs a change by the user.
-	ConditionStalled = "Stalled"
-	// ConditionMeshConfigApplied reports the mesh ConfigMap.
-	ConditionMeshConfigApplied = "MeshConfigApplied"
-	// ConditionIstiodEnvApplied reports istiod's environment.
-	ConditionIstiodEnvApplied = "IstiodEnvApplied"
-	// ConditionNamespacesLabeled reports the namespace labels.
-	ConditionNamespacesLabeled = "NamespacesLabeled"
-)
-
 // MeshSettingsStatus is the observed state of a MeshSettings.
 type MeshSettingsStatus struct {
 	// observedGeneration is the metadata.generation the status describes.
@@ -940,6 +926,7 @@ type IgnoredSetting struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=mset,categories=istio-io
 // +kubebuilder:validation:XValidation:rule="(has(self.spec) && has(self.spec.revision) && self.spec.revision.size() > 0) ? (has(oldSelf.spec) && has(oldSelf.spec.revision) && oldSelf.spec.revision == self.spec.revision) : !(has(oldSelf.spec) && has(oldSelf.spec.revision) && oldSelf.spec.revision.size() > 0)",message="revision is immutable",fieldPath=".spec.revision"
+// +kubebuilder:validation:XValidation:rule="(has(self.spec) && has(self.spec.target) && has(self.spec.target.configMapName) ? self.spec.target.configMapName : \"\") == (has(oldSelf.spec) && has(oldSelf.spec.target) && has(oldSelf.spec.target.configMapName) ? oldSelf.spec.target.configMapName : \"\") && (has(self.spec) && has(self.spec.target) && has(self.spec.target.istiodDeploymentName) ? self.spec.target.istiodDeploymentName : \"\") == (has(oldSelf.spec) && has(oldSelf.spec.target) && has(oldSelf.spec.target.istiodDeploymentName) ? oldSelf.spec.target.istiodDeploymentName : \"\") && (has(self.spec) && has(self.spec.target) && has(self.spec.target.istiodContainerName) ? self.spec.target.istiodContainerName : \"\") == (has(oldSelf.spec) && has(oldSelf.spec.target) && has(oldSelf.spec.target.istiodContainerName) ? oldSelf.spec.target.istiodContainerName : \"\")",message="target is immutable: configMapName, istiodDeploymentName and istiodContainerName cannot be added, changed or removed after creation (other targets get a new MeshSettings)",fieldPath=".spec.target"
 // +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.spec.revision`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`

@@ -135,6 +135,7 @@ func setRevision(rev string) func(*meshv1alpha1.MeshSettings) {
 
 const (
 	msgRevisionImmutable = "revision is immutable"
+	msgTargetImmutable   = "target is immutable"
 	msgUniqueProviders   = "provider names must be unique across tracing, accessLogging and authorization providers"
 	msgRetryAttemptsZero = "with attempts 0 (retries disabled) retryOn, perTryTimeout and retryRemoteLocalities must not be set"
 	msgServiceFormat     = "service must be a hostname (FQDN), an IP or <namespace>/<hostname>"
@@ -182,6 +183,59 @@ var _ = Describe("CEL rules", func() {
 				update: func(m *meshv1alpha1.MeshSettings) {
 					m.Spec.Tracing = &meshv1alpha1.Tracing{SamplingPercentage: "1"}
 				},
+			},
+		})
+	})
+
+	Describe("spec.target is immutable", func() {
+		target := func(t *meshv1alpha1.Target) func(*meshv1alpha1.MeshSettings) {
+			return func(m *meshv1alpha1.MeshSettings) { m.Spec.Target = t }
+		}
+		celTable([]celCase{
+			{
+				name:       "changing the ConfigMap name is rejected",
+				mutate:     target(&meshv1alpha1.Target{ConfigMapName: "istio"}),
+				update:     target(&meshv1alpha1.Target{ConfigMapName: "istio-mesh"}),
+				wantErrors: []string{"spec.target", msgTargetImmutable},
+			},
+			{
+				name:       "changing the istiod Deployment name is rejected",
+				mutate:     target(&meshv1alpha1.Target{IstiodDeploymentName: "istiod"}),
+				update:     target(&meshv1alpha1.Target{IstiodDeploymentName: "istiod-blue"}),
+				wantErrors: []string{"spec.target", msgTargetImmutable},
+			},
+			{
+				name:       "changing the container name is rejected",
+				mutate:     target(&meshv1alpha1.Target{IstiodContainerName: "discovery"}),
+				update:     target(&meshv1alpha1.Target{IstiodContainerName: "pilot"}),
+				wantErrors: []string{"spec.target", msgTargetImmutable},
+			},
+			{
+				name:       "adding a target is rejected",
+				update:     target(&meshv1alpha1.Target{ConfigMapName: "istio-mesh"}),
+				wantErrors: []string{"spec.target", msgTargetImmutable},
+			},
+			{
+				name:       "removing a target is rejected",
+				mutate:     target(&meshv1alpha1.Target{IstiodDeploymentName: "istiod-blue"}),
+				update:     target(nil),
+				wantErrors: []string{"spec.target", msgTargetImmutable},
+			},
+			{
+				name:   "an update keeping the target is accepted",
+				mutate: target(&meshv1alpha1.Target{ConfigMapName: "istio-mesh", IstiodDeploymentName: "istiod-blue"}),
+				update: func(m *meshv1alpha1.MeshSettings) {
+					m.Spec.OutboundTrafficPolicy = &meshv1alpha1.OutboundTrafficPolicy{Mode: meshv1alpha1.OutboundAllowAny}
+				},
+			},
+			{
+				name:   "an empty target and no target are the same targets",
+				mutate: target(&meshv1alpha1.Target{}),
+				update: target(nil),
+			},
+			{
+				name:   "an update without a target that keeps none is accepted",
+				update: func(m *meshv1alpha1.MeshSettings) { m.Spec.Tracing = &meshv1alpha1.Tracing{SamplingPercentage: "1"} },
 			},
 		})
 	})

@@ -40,7 +40,9 @@ type MeshSettingsSpecApplyConfiguration struct {
 	Revision *string `json:"revision,omitempty"`
 	// target overrides the names of the objects written. By default they
 	// follow the revision (see revision) in the MeshSettings' own namespace,
-	// which should be istiod's namespace (usually istio-system).
+	// which should be istiod's namespace (usually istio-system). The names
+	// are immutable, like revision: moving them would leave what was written
+	// to the old objects behind, so other targets get a new MeshSettings.
 	Target *TargetApplyConfiguration `json:"target,omitempty"`
 	// outboundTrafficPolicy decides how sidecars treat traffic to hosts
 	// outside the service registry. Written as mesh outboundTrafficPolicy,
