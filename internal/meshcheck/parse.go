@@ -2,6 +2,7 @@ package meshcheck
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 
@@ -87,7 +88,7 @@ func locate(ps problems, md protoreflect.MessageDescriptor, raw json.RawMessage)
 		case fd.IsMap():
 			var items map[string]json.RawMessage
 			if json.Unmarshal(v, &items) == nil {
-				for _, k := range sortedKeys(items) {
+				for _, k := range slices.Sorted(maps.Keys(items)) {
 					if vmd := fd.MapValue().Message(); vmd != nil {
 						locate(at.in(k), vmd, items[k])
 					} else if one, _ := json.Marshal(map[string]any{key: map[string]json.RawMessage{k: items[k]}}); decodeAs(md, one) != nil {
@@ -178,13 +179,4 @@ func wellKnownWant(md protoreflect.MessageDescriptor) string {
 		return "a number"
 	}
 	return ""
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
