@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
 	"github.com/meshsettings/meshsettings-operator/internal/render"
@@ -22,6 +24,11 @@ import (
 // finalize removes what the MeshSettings wrote, mesh keys, env entries and
 // labels, then releases the finalizer. Nothing else on those objects changes.
 // A MeshSettings that lost a Conflict wrote nothing and only lets go.
+//
+// What the operator's record does not prove it wrote (a damaged record, a
+// mesh document that does not parse) is left as it is and reported as a
+// Warning event, since the status goes with the object: deletion never
+// blocks on it. Only API errors are retried.
 func (r *MeshSettingsReconciler) finalize(ctx context.Context, ms *meshv1alpha1.MeshSettings) error {
 	if !controllerutil.ContainsFinalizer(ms, Finalizer) {
 		return nil
@@ -32,47 +39,100 @@ func (r *MeshSettingsReconciler) finalize(ctx context.Context, ms *meshv1alpha1.
 	}
 	if winner.UID == ms.UID {
 		t := render.TargetsFor(&ms.Spec)
-		if err := r.releaseMeshConfig(ctx, ms.Namespace, t.ConfigMap); err != nil {
-			return fmt.Errorf("removing mesh keys from ConfigMap %s: %w", t.ConfigMap, err)
+		var left []string
+		leftCM, err := r.releaseMeshConfig(ctx, ms.Namespace, t.ConfigMap)
+		if err != nil {
+			return fmt.Errorf("removing mesh keys from ConfigMap %s/%s: %w", ms.Namespace, t.ConfigMap, err)
 		}
-		if err := r.releaseIstiodEnv(ctx, ms.Namespace, t.IstiodDeployment, t.IstiodContainer); err != nil {
-			return fmt.Errorf("removing env entries from Deployment %s: %w", t.IstiodDeployment, err)
+		left = append(left, leftCM...)
+		leftEnv, err := r.releaseIstiodEnv(ctx, ms.Namespace, t.IstiodDeployment, t.IstiodContainer)
+		if err != nil {
+			return fmt.Errorf("removing env entries from Deployment %s/%s: %w", ms.Namespace, t.IstiodDeployment, err)
 		}
+		left = append(left, leftEnv...)
 		if err := r.releaseLabels(ctx, ms.Namespace+"/"+ms.Name); err != nil {
 			return fmt.Errorf("removing namespace labels: %w", err)
 		}
-		r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "Cleaned", "Finalize", "Removed the mesh keys, istiod env entries and namespace labels it wrote")
+		for _, l := range left {
+			r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, "CleanupIncomplete", "Finalize", "%s", l)
+		}
+		if len(left) == 0 {
+			r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "Cleaned", "Finalize", "Removed the mesh keys, istiod env entries and namespace labels it wrote")
+		}
+		logf.FromContext(ctx).Info("released targets", "meshsettings", client.ObjectKeyFromObject(ms), "leftBehind", left)
 	}
 	orig := ms.DeepCopy()
 	controllerutil.RemoveFinalizer(ms, Finalizer)
-	return client.IgnoreNotFound(r.Patch(ctx, ms, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager)))
+	if err := r.Patch(ctx, ms, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager)); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("removing the finalizer of MeshSettings %s/%s: %w", ms.Namespace, ms.Name, err))
+	}
+	return nil
 }
 
 // releaseMeshConfig removes the managed keys, putting back values they
 // replaced, and the record annotations. A ConfigMap left empty that no
-// other manager uses (the operator created it) is deleted.
-func (r *MeshSettingsReconciler) releaseMeshConfig(ctx context.Context, namespace, name string) error {
+// other manager uses (the operator created it) is deleted. With a damaged
+// record or a document that does not parse, the document stays as it is;
+// the record and the operator's field ownership go, and what was left is
+// returned.
+func (r *MeshSettingsReconciler) releaseMeshConfig(ctx context.Context, namespace, name string) ([]string, error) {
 	cm := &corev1.ConfigMap{}
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, cm); err != nil {
-		return client.IgnoreNotFound(err)
+		return nil, client.IgnoreNotFound(err)
 	}
-	managed, err := render.DecodeManaged(cm.Annotations[render.ManagedKeysAnnotation])
+	object := fmt.Sprintf("ConfigMap %s/%s", namespace, name)
+	prev, err := render.ReadRecord(object, cm.Annotations)
 	if err != nil {
-		return err
+		return []string{err.Error() + "; the mesh document was left as it is"}, r.dropRecord(ctx, cm, meshRecord...)
 	}
-	replaced, err := render.DecodeReplaced(cm.Annotations[render.ReplacedValuesAnnotation])
+	res, err := render.ReleaseMesh(cm.Data[render.MeshKey], prev)
 	if err != nil {
-		return err
-	}
-	res, err := render.ReleaseMesh(cm.Data[render.MeshKey], render.MeshState{Managed: managed, Replaced: replaced})
-	if err != nil {
-		return err
+		return []string{fmt.Sprintf("%s key %q: %v; the keys the operator wrote (%s) were left in it",
+			object, render.MeshKey, err, render.EncodeManaged(prev.Managed))}, r.dropRecord(ctx, cm, meshRecord...)
 	}
 	if res.Document == "" && onlyManager(cm.ManagedFields) {
-		return client.IgnoreNotFound(r.Delete(ctx, cm, client.Preconditions{UID: &cm.UID, ResourceVersion: &cm.ResourceVersion}))
+		return nil, client.IgnoreNotFound(r.Delete(ctx, cm, client.Preconditions{UID: &cm.UID, ResourceVersion: &cm.ResourceVersion}))
 	}
 	ac := corev1ac.ConfigMap(name, namespace).WithUID(cm.UID).WithData(map[string]string{render.MeshKey: res.Document})
-	return r.restore(ctx, ac, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
+	return nil, r.restore(ctx, ac, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
+}
+
+var (
+	meshRecord = []string{render.ManagedKeysAnnotation, render.ReplacedValuesAnnotation}
+	envRecord  = []string{ManagedEnvAnnotation, ReplacedEnvAnnotation}
+)
+
+// dropRecord removes the operator's record annotations and field ownership
+// from a target whose content it leaves as it is. A JSON patch, not an
+// apply: an apply owning fewer fields would delete what the operator owned.
+func (r *MeshSettingsReconciler) dropRecord(ctx context.Context, obj client.Object, annotations ...string) error {
+	ops := []map[string]any{{"op": "test", "path": "/metadata/resourceVersion", "value": obj.GetResourceVersion()}}
+	for _, k := range annotations {
+		if _, ok := obj.GetAnnotations()[k]; ok {
+			ops = append(ops, map[string]any{"op": "remove", "path": "/metadata/annotations/" + strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")})
+		}
+	}
+	fields := obj.GetManagedFields()
+	kept := make([]metav1.ManagedFieldsEntry, 0, len(fields))
+	for _, f := range fields {
+		if f.Manager != FieldManager {
+			kept = append(kept, f)
+		}
+	}
+	if len(kept) != len(fields) {
+		if len(kept) == 0 {
+			kept = []metav1.ManagedFieldsEntry{{}} // an empty list would leave managedFields unchanged
+		}
+		ops = append(ops, map[string]any{"op": "replace", "path": "/metadata/managedFields", "value": kept})
+	}
+	if len(ops) == 1 {
+		return nil
+	}
+	patch, err := json.Marshal(ops)
+	if err != nil {
+		return err
+	}
+	return ignoreGone(r.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch)))
 }
 
 func onlyManager(fields []metav1.ManagedFieldsEntry) bool {
@@ -86,14 +146,22 @@ func onlyManager(fields []metav1.ManagedFieldsEntry) bool {
 
 // releaseIstiodEnv drops the env entries the operator added and puts back
 // the ones it replaced, with their original values, and its annotations.
-func (r *MeshSettingsReconciler) releaseIstiodEnv(ctx context.Context, namespace, name, container string) error {
+// A damaged record leaves every entry as it is (returned as left behind).
+func (r *MeshSettingsReconciler) releaseIstiodEnv(ctx context.Context, namespace, name, container string) ([]string, error) {
 	d := &appsv1.Deployment{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, d); err != nil {
-		return client.IgnoreNotFound(err)
+		return nil, client.IgnoreNotFound(err)
 	}
-	managed, replaced := envRecords(d.Annotations)
+	managed, replaced, err := envRecords(d.Annotations)
+	if err != nil {
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil { // full managedFields
+			return nil, client.IgnoreNotFound(err)
+		}
+		return []string{fmt.Sprintf("the operator's record on Deployment %s/%s is damaged (%v); its environment entries were left as they are", namespace, name, err)},
+			r.dropRecord(ctx, d, envRecord...)
+	}
 	if len(managed) == 0 && len(replaced) == 0 {
-		return nil
+		return nil, nil
 	}
 	restore := make([]corev1.EnvVar, 0, len(replaced))
 	for _, e := range replaced {
@@ -105,7 +173,7 @@ func (r *MeshSettingsReconciler) releaseIstiodEnv(ctx context.Context, namespace
 	}
 	orderLikeLive(restore, live)
 	ac := deploymentEnvApply(d, container, restore, nil)
-	return r.restore(ctx, ac, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
+	return nil, r.restore(ctx, ac, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
 }
 
 // restore force-applies what the operator puts back on a target it releases,

@@ -3,6 +3,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -60,66 +62,121 @@ type MeshSettingsReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,namespace=istio-system,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;patch
 
-// Reconcile reads as: fetch -> finalizer -> observe -> plan (pure) -> apply -> status.
-func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+// longPass is the number of namespace writes from which a pass for a new
+// generation first marks the status Reconciling, before the writes.
+const longPass = 50
+
+// Reconcile reads as: fetch -> observe -> desired state (pure) -> apply ->
+// status (pure) -> one status write, with events from the status change.
+// The status write is deferred first, before the deletion branch, so every
+// pass ends with it.
+func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ms := &meshv1alpha1.MeshSettings{}
 	if err := r.Get(ctx, req.NamespacedName, ms); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	in := &pass{generation: ms.Generation, namespace: ms.Namespace, targets: render.TargetsFor(&ms.Spec)}
+	var writes []written
+	statusBase := ms.DeepCopy()
+	defer func() {
+		if in.deleting && in.cleanupErr == nil {
+			return // released: the object and its status are gone
+		}
+		if r.writeStatus(ctx, statusBase, ms, in) {
+			writes = append(writes, writtenMeshSettings(ms))
+		}
+		if !in.deleting {
+			r.awaitCache(ctx, writes)
+		}
+	}()
+
 	if !ms.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.finalize(ctx, ms)
+		in.deleting = true
+		in.cleanupErr = r.finalize(ctx, ms)
+		return ctrl.Result{}, in.cleanupErr
 	}
-	finalizerAdded := false
 	if !controllerutil.ContainsFinalizer(ms, Finalizer) {
-		finalizerAdded = true
 		orig := ms.DeepCopy()
 		controllerutil.AddFinalizer(ms, Finalizer)
 		if err := r.Patch(ctx, ms, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldManager)); err != nil {
-			return ctrl.Result{}, err
+			in.err = fmt.Errorf("adding finalizer to MeshSettings %s/%s: %w", ms.Namespace, ms.Name, err)
+			return ctrl.Result{}, in.err
 		}
+		statusBase.ResourceVersion = ms.ResourceVersion
+		statusBase.Finalizers = ms.Finalizers
+		writes = append(writes, writtenMeshSettings(ms))
 	}
-
-	before := ms.Status.DeepCopy()
-	var writes []written
-	defer func() {
-		patched, err := r.patchStatus(ctx, ms, before)
-		if err != nil && retErr == nil {
-			retErr = err
-		}
-		if patched || finalizerAdded {
-			writes = append(writes, written{obj: &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Namespace: ms.Namespace, Name: ms.Name}},
-				resourceVersion: ms.ResourceVersion})
-		}
-		r.awaitCache(ctx, writes)
-	}()
 
 	if winner, err := r.writer(ctx, ms); err != nil {
+		in.err = err
 		return ctrl.Result{}, err
 	} else if winner.UID != ms.UID {
-		r.stall(ms, meshv1alpha1.ReasonConflict, fmt.Sprintf(
-			"MeshSettings %s, created earlier, already targets ConfigMap %s or Deployment %s; this one writes nothing until it is removed",
-			winner.Name, render.TargetsFor(&ms.Spec).ConfigMap, render.TargetsFor(&ms.Spec).IstiodDeployment))
+		in.conflictWith = winner.Name
 		return ctrl.Result{}, nil
 	}
-
 	obs, err := r.observe(ctx, ms)
 	if err != nil {
-		return ctrl.Result{}, r.retrying(ms, err)
+		in.err = err
+		return ctrl.Result{}, err
 	}
 	p, err := computePlan(ms, obs)
-	if fe, ok := isSpecError(err); ok {
-		r.stall(ms, meshv1alpha1.ReasonInvalidSpec, fe.Error()+"; nothing was written")
-		r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, meshv1alpha1.ReasonInvalidSpec, "Plan", "%s", fe.Error())
+	var fe *render.FieldError
+	var de *render.MeshDocumentError
+	switch {
+	case errors.As(err, &fe):
+		in.specErr = fe
 		return ctrl.Result{}, nil
-	} else if err != nil {
-		return ctrl.Result{}, r.retrying(ms, err)
+	case errors.As(err, &de):
+		in.docErr = de
+		return ctrl.Result{}, nil
+	case err != nil:
+		in.err = fmt.Errorf("planning MeshSettings %s/%s: %w", ms.Namespace, ms.Name, err)
+		return ctrl.Result{}, in.err
 	}
-	writes, err = r.apply(ctx, ms, p)
+	in.plan = p
+	if ms.Generation != ms.Status.ObservedGeneration && len(p.namespaceApplies) >= longPass {
+		// Say Reconciling for the new generation before the long work, so an
+		// operator dying meanwhile does not leave the old Ready=True standing.
+		in.starting = true
+		if r.writeStatus(ctx, statusBase, ms, in) {
+			statusBase = ms.DeepCopy()
+		}
+		in.starting = false
+	}
+	writes = append(writes, r.apply(ctx, ms, in)...)
+	return ctrl.Result{}, in.retryErr()
+}
+
+func writtenMeshSettings(ms *meshv1alpha1.MeshSettings) written {
+	return written{obj: &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Namespace: ms.Namespace, Name: ms.Name}},
+		resourceVersion: ms.ResourceVersion}
+}
+
+// writeStatus derives the status of the pass, sends its events and writes
+// it when it changed. It reports whether it wrote.
+func (r *MeshSettingsReconciler) writeStatus(ctx context.Context, base, ms *meshv1alpha1.MeshSettings, in *pass) bool {
+	ms.Status = deriveStatus(&base.Status, in, metav1.Now())
+	for _, e := range transitions(&base.Status, &ms.Status, in) {
+		r.Recorder.Eventf(ms, nil, e.eventType, e.reason, e.action, "%s", e.note)
+	}
+	if equality.Semantic.DeepEqual(&base.Status, &ms.Status) {
+		return false
+	}
+	log := logf.FromContext(ctx)
+	err := r.Status().Patch(ctx, ms, client.MergeFrom(base), client.FieldOwner(FieldManager))
 	if err != nil {
-		return ctrl.Result{}, r.retrying(ms, err)
+		if !apierrors.IsNotFound(err) {
+			log.Error(err, "writing status", "meshsettings", client.ObjectKeyFromObject(ms))
+		}
+		return false
 	}
-	r.report(ms, p)
-	return ctrl.Result{}, nil
+	ready := meta.FindStatusCondition(ms.Status.Conditions, meshv1alpha1.ConditionReady)
+	kv := []any{"meshsettings", client.ObjectKeyFromObject(ms), "observedGeneration", ms.Status.ObservedGeneration}
+	if ready != nil {
+		kv = append(kv, "ready", ready.Status, "reason", ready.Reason)
+	}
+	log.Info("wrote status", kv...)
+	return true
 }
 
 // writer returns the MeshSettings allowed to write the targets of ms: the
@@ -180,102 +237,60 @@ func (r *MeshSettingsReconciler) observe(ctx context.Context, ms *meshv1alpha1.M
 	return obs, nil
 }
 
-// apply sends the writes of the plan, each with server-side apply. It sets
-// MeshConfigApplied, IstiodEnvApplied and NamespacesLabeled. The three
-// targets are independent, so their writes go out concurrently, and the
-// namespace writes through a few workers.
-func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.MeshSettings, p *plan) ([]written, error) {
+// apply sends the writes of the plan, each with server-side apply, and
+// records their outcome in the pass (the status is derived from it later).
+// The three targets are independent, so their writes go out concurrently,
+// and the namespace writes through a few workers.
+func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.MeshSettings, in *pass) []written {
+	log := logf.FromContext(ctx)
+	p := in.plan
 	owner := client.FieldOwner(FieldManager)
-	writeDeployment := !p.istiodMissing && !p.containerAbsent && p.deploymentApply != nil
-	var cmErr, depErr error
-	var ns namespaceWrites
+	in.cmSent = p.configMapApply != nil
+	in.depSent = !p.istiodMissing && !p.containerAbsent && p.deploymentApply != nil
 	var wg sync.WaitGroup
-	if p.configMapApply != nil {
+	if in.cmSent {
 		// Forced: the operator is the authority for the mesh key it merged.
-		wg.Go(func() { cmErr = r.Client.Apply(ctx, p.configMapApply, owner, client.ForceOwnership) })
+		wg.Go(func() { in.cmErr = r.Client.Apply(ctx, p.configMapApply, owner, client.ForceOwnership) })
 	}
-	if writeDeployment {
+	if in.depSent {
 		// Forced: entries such as Helm's PILOT_TRACE_SAMPLING change hands to the operator.
-		wg.Go(func() { depErr = r.Client.Apply(ctx, p.deploymentApply, owner, client.ForceOwnership) })
+		wg.Go(func() { in.depErr = r.Client.Apply(ctx, p.deploymentApply, owner, client.ForceOwnership) })
 	}
-	wg.Go(func() { ns = r.applyNamespaces(ctx, p.namespaceApplies) })
+	wg.Go(func() { in.ns = r.applyNamespaces(ctx, p.namespaceApplies) })
 	wg.Wait()
 
-	writes := ns.written
-	if p.configMapApply != nil && cmErr == nil {
+	cm := ms.Namespace + "/" + p.targets.ConfigMap
+	dep := ms.Namespace + "/" + p.targets.IstiodDeployment
+	if in.cmErr != nil {
+		in.cmErr = fmt.Errorf("applying ConfigMap %s: %w", cm, in.cmErr)
+	}
+	if in.depErr != nil {
+		in.depErr = fmt.Errorf("applying the env of Deployment %s: %w", dep, in.depErr)
+	}
+	if in.ns.err != nil {
+		in.ns.err = fmt.Errorf("labeling namespace %s: %w", in.ns.failed, in.ns.err)
+	}
+
+	writes := in.ns.written
+	if in.cmSent && in.cmErr == nil {
+		log.Info("applied mesh ConfigMap", "configMap", cm, "created", p.configMapCreated, "hash", p.meshHash)
 		writes = append(writes, written{obj: &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ms.Namespace, Name: p.targets.ConfigMap}},
 			resourceVersion: ptr.Deref(p.configMapApply.ResourceVersion, ""), created: p.configMapCreated})
 	}
-	if writeDeployment && depErr == nil {
+	if in.depSent && in.depErr == nil {
+		log.Info("applied istiod env", "deployment", dep, "container", p.targets.IstiodContainer, "entries", len(p.env.Env))
 		writes = append(writes, written{obj: &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ms.Namespace, Name: p.targets.IstiodDeployment}},
 			resourceVersion: ptr.Deref(p.deploymentApply.ResourceVersion, "")})
 	}
-
-	var firstErr error
-	if p.configMapApply != nil {
-		if cmErr != nil {
-			r.setCondition(ms, meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionFalse, meshv1alpha1.ReasonApplyFailed, cmErr.Error())
-			r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, meshv1alpha1.ReasonApplyFailed, "ApplyConfigMap", "ConfigMap %s: %v", p.targets.ConfigMap, cmErr)
-			firstErr = cmErr
-		} else {
-			r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "MeshConfigApplied", "ApplyConfigMap", "Wrote key %q of ConfigMap %s", render.MeshKey, p.targets.ConfigMap)
+	if in.ns.changed > 0 {
+		log.Info("labeled namespaces", "count", in.ns.changed)
+	}
+	for _, err := range []error{in.cmErr, in.depErr, in.ns.err} {
+		if err != nil {
+			log.Error(err, "apply failed", "meshsettings", client.ObjectKeyFromObject(ms))
 		}
 	}
-	if cmErr == nil {
-		r.setCondition(ms, meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionTrue, meshv1alpha1.ReasonUpToDate,
-			fmt.Sprintf("ConfigMap %s holds the mesh document", p.targets.ConfigMap))
-	}
-
-	switch {
-	case p.istiodMissing:
-		r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, meshv1alpha1.ReasonIstiodNotFound,
-			fmt.Sprintf("Deployment %s not found in %s; its environment is written when it appears", p.targets.IstiodDeployment, ms.Namespace))
-	case p.containerAbsent:
-		r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, meshv1alpha1.ReasonIstiodNotFound,
-			fmt.Sprintf("Deployment %s has no container %s", p.targets.IstiodDeployment, p.targets.IstiodContainer))
-	case depErr != nil:
-		if apierrors.IsNotFound(depErr) || apierrors.IsConflict(depErr) {
-			if firstErr == nil {
-				firstErr = fmt.Errorf("deployment %s changed while applying: %w", p.targets.IstiodDeployment, depErr)
-			}
-		} else {
-			r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, meshv1alpha1.ReasonApplyFailed, depErr.Error())
-			r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, meshv1alpha1.ReasonApplyFailed, "ApplyIstiodEnv", "Deployment %s: %v", p.targets.IstiodDeployment, depErr)
-			if firstErr == nil {
-				firstErr = depErr
-			}
-		}
-	default:
-		if writeDeployment {
-			r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "IstiodEnvApplied", "ApplyIstiodEnv",
-				"Set %d environment entries of %s/%s (istiod restarts)", len(p.env.Env), p.targets.IstiodDeployment, p.targets.IstiodContainer)
-		}
-		r.setCondition(ms, meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionTrue, meshv1alpha1.ReasonUpToDate,
-			fmt.Sprintf("Deployment %s has the %d environment entries", p.targets.IstiodDeployment, len(p.env.Env)))
-	}
-	if len(p.env.Ignored) > 0 && !equality.Semantic.DeepEqual(ms.Status.IgnoredSettings, p.env.Ignored) {
-		for _, s := range p.env.Ignored {
-			r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, "SettingIgnored", "Plan", "%s: %s", s.Field, s.Reason)
-		}
-	}
-
-	if ns.changed > 0 {
-		r.Recorder.Eventf(ms, nil, corev1.EventTypeNormal, "NamespacesLabeled", "LabelNamespaces", "Updated labels of %d namespaces", ns.changed)
-	}
-	switch {
-	case ns.err != nil:
-		r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionFalse, meshv1alpha1.ReasonApplyFailed, ns.err.Error())
-		r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, meshv1alpha1.ReasonApplyFailed, "LabelNamespace", "Namespace %s: %v", ns.failed, ns.err)
-		if firstErr == nil {
-			firstErr = ns.err
-		}
-	case len(p.conflicts) > 0:
-		r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionFalse, meshv1alpha1.ReasonLabelConflict, conflictMessage(p.conflicts))
-	default:
-		r.setCondition(ms, meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionTrue, meshv1alpha1.ReasonUpToDate,
-			fmt.Sprintf("%d of %d selected namespaces labeled", p.labeled, p.selected))
-	}
-	return writes, firstErr
+	return writes
 }
 
 // namespaceWorkers bounds the concurrent namespace writes.
@@ -337,85 +352,6 @@ func conflictMessage(conflicts []meshv1alpha1.LabelConflict) string {
 		parts = append(parts[:5], fmt.Sprintf("and %d more (see status.namespaces.conflicts)", len(conflicts)-5))
 	}
 	return strings.Join(parts, "; ")
-}
-
-// report fills the status fields and the summary conditions after the writes.
-func (r *MeshSettingsReconciler) report(ms *meshv1alpha1.MeshSettings, p *plan) {
-	st := &ms.Status
-	st.MeshConfig = &meshv1alpha1.MeshConfigStatus{ConfigMapName: p.targets.ConfigMap, Hash: p.meshHash}
-	st.Istiod = &meshv1alpha1.IstiodStatus{DeploymentName: p.targets.IstiodDeployment, Version: p.istiodTag}
-	st.Namespaces = &meshv1alpha1.NamespacesStatus{Selected: p.selected, Labeled: p.labeled, Conflicts: p.conflicts}
-	st.IgnoredSettings = p.env.Ignored
-
-	removeCondition(ms, meshv1alpha1.ConditionReconciling)
-	var warnings []string
-	if p.selectorWarning != "" {
-		warnings = append(warnings, "warning: "+p.selectorWarning)
-	}
-	if len(p.env.Ignored) > 0 {
-		warnings = append(warnings, fmt.Sprintf("%d settings ignored by istiod %s (see status.ignoredSettings)", len(p.env.Ignored), p.istiodTag))
-	}
-	suffix := ""
-	if len(warnings) > 0 {
-		suffix = "; " + strings.Join(warnings, "; ")
-	}
-	switch {
-	case len(p.conflicts) > 0:
-		msg := "Namespace labels held by other managers: " + conflictMessage(p.conflicts)
-		r.setCondition(ms, meshv1alpha1.ConditionStalled, metav1.ConditionTrue, meshv1alpha1.ReasonLabelConflict, msg)
-		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionFalse, meshv1alpha1.ReasonLabelConflict, msg)
-	case p.istiodMissing || p.containerAbsent:
-		removeCondition(ms, meshv1alpha1.ConditionStalled)
-		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionFalse, meshv1alpha1.ReasonIstiodNotFound,
-			"Mesh ConfigMap written; waiting for istiod Deployment "+p.targets.IstiodDeployment+suffix)
-	default:
-		removeCondition(ms, meshv1alpha1.ConditionStalled)
-		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionTrue, meshv1alpha1.ReasonReconciled,
-			fmt.Sprintf("Mesh configuration applied to ConfigMap %s, Deployment %s and %d namespaces%s",
-				p.targets.ConfigMap, p.targets.IstiodDeployment, p.labeled, suffix))
-	}
-	if p.selectorWarning != "" && !strings.Contains(conditionMessage(ms.Status.Conditions, meshv1alpha1.ConditionReady), p.selectorWarning) {
-		r.Recorder.Eventf(ms, nil, corev1.EventTypeWarning, "DiscoverySelectors", "Plan", "%s", p.selectorWarning)
-	}
-	st.ObservedGeneration = ms.Generation
-}
-
-// stall records a problem only the user can fix: Stalled and Ready=False.
-func (r *MeshSettingsReconciler) stall(ms *meshv1alpha1.MeshSettings, reason, msg string) {
-	removeCondition(ms, meshv1alpha1.ConditionReconciling)
-	r.setCondition(ms, meshv1alpha1.ConditionStalled, metav1.ConditionTrue, reason, msg)
-	r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
-	ms.Status.ObservedGeneration = ms.Generation
-}
-
-// retrying records a transient error; the returned error requeues with backoff.
-// A Stalled from an earlier generation no longer holds: the controller is
-// making progress again.
-func (r *MeshSettingsReconciler) retrying(ms *meshv1alpha1.MeshSettings, err error) error {
-	removeCondition(ms, meshv1alpha1.ConditionStalled)
-	r.setCondition(ms, meshv1alpha1.ConditionReconciling, metav1.ConditionTrue, meshv1alpha1.ReasonProgressing, "Retrying after error: "+err.Error())
-	if conditionStatus(ms.Status.Conditions, meshv1alpha1.ConditionReady) != metav1.ConditionFalse {
-		r.setCondition(ms, meshv1alpha1.ConditionReady, metav1.ConditionFalse, meshv1alpha1.ReasonProgressing, "Retrying after error: "+err.Error())
-	}
-	return err
-}
-
-// patchStatus writes the status only when it changed.
-// patchStatus writes the status when it changed, and reports whether it did.
-func (r *MeshSettingsReconciler) patchStatus(ctx context.Context, ms *meshv1alpha1.MeshSettings, before *meshv1alpha1.MeshSettingsStatus) (bool, error) {
-	if equality.Semantic.DeepEqual(before, &ms.Status) {
-		return false, nil
-	}
-	orig := ms.DeepCopy()
-	orig.Status = *before
-	err := r.Status().Patch(ctx, ms, client.MergeFrom(orig), client.FieldOwner(FieldManager))
-	return err == nil, client.IgnoreNotFound(err)
-}
-
-func (r *MeshSettingsReconciler) setCondition(ms *meshv1alpha1.MeshSettings, t string, s metav1.ConditionStatus, reason, msg string) {
-	setCondition(&ms.Status.Conditions, metav1.Condition{
-		Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: ms.Generation,
-	})
 }
 
 // Setup wires a reconciler to the manager's client, cache reader and event

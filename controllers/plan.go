@@ -1,8 +1,6 @@
 package controllers
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,11 +67,17 @@ type plan struct {
 
 	// selectorWarning is set when discoverySelectors miss istiod's own namespace.
 	selectorWarning string
+	// recordProblem is set when the operator's record on the ConfigMap is
+	// damaged or was removed (see render.RecordError).
+	recordProblem string
 }
 
 // computePlan is the pure heart of the reconciler: from the spec and the
-// observed objects it decides every write. A *render.FieldError means the
-// spec cannot be written as is (Stalled).
+// observed objects it decides every write. The desired state itself comes
+// from render.Desire, which `render` prints too. A *render.FieldError means
+// the spec cannot be written as is (InvalidSpec), a *render.MeshDocumentError
+// that istiod would reject the document the ConfigMap holds
+// (MeshDocumentRejected).
 func computePlan(ms *meshv1alpha1.MeshSettings, obs *observed) (*plan, error) {
 	spec := &ms.Spec
 	p := &plan{targets: render.TargetsFor(spec)}
@@ -86,54 +90,59 @@ func computePlan(ms *meshv1alpha1.MeshSettings, obs *observed) (*plan, error) {
 	} else {
 		p.istiodTag = render.IstiodVersion(container.Image)
 	}
-	if err := render.CheckVersion(spec, p.istiodTag); err != nil {
-		return nil, err
-	}
 
-	// Mesh document.
-	var current string
-	var prev render.MeshState
+	cur := render.Current{IstiodVersion: p.istiodTag}
 	if cm := obs.configMap; cm != nil {
-		current = cm.Data[render.MeshKey]
-		var errM, errR error
-		prev.Managed, errM = render.DecodeManaged(cm.Annotations[render.ManagedKeysAnnotation])
-		prev.Replaced, errR = render.DecodeReplaced(cm.Annotations[render.ReplacedValuesAnnotation])
-		if errM != nil || errR != nil {
-			// A damaged record cannot tell what to remove; keep everything rather than guess.
-			prev = render.MeshState{}
+		cur.MeshDocument = cm.Data[render.MeshKey]
+		var err error
+		cur.Record, err = render.ReadRecord(fmt.Sprintf("ConfigMap %s/%s", cm.Namespace, cm.Name), cm.Annotations)
+		if err != nil {
+			// Damaged: keep every key rather than guess, and say so.
+			p.recordProblem = err.Error()
+			cur.RecordLost = true
+		} else if _, recorded := cm.Annotations[render.ManagedKeysAnnotation]; !recorded && wroteMesh(cm.ManagedFields) {
+			// The operator applied the document, yet no record: removed by a replace.
+			p.recordProblem = fmt.Sprintf("the operator's record on ConfigMap %s/%s was removed; keys it does not prove are kept as they are", cm.Namespace, cm.Name)
+			cur.RecordLost = true
 		}
 	}
-	mesh, err := render.MergeMesh(spec, current, prev)
+	d, err := render.Desire(ms, cur)
 	if err != nil {
 		return nil, err
 	}
-	p.meshDocument = mesh.Document
-	sum := sha256.Sum256([]byte(mesh.Document))
-	p.meshHash = hex.EncodeToString(sum[:])
-	annotations := map[string]string{render.ManagedKeysAnnotation: render.EncodeManaged(mesh.Managed)}
-	if r := render.EncodeReplaced(mesh.Replaced); r != "" {
-		annotations[render.ReplacedValuesAnnotation] = r
-	}
-	if cm := obs.configMap; cm == nil || cm.Data[render.MeshKey] != mesh.Document ||
-		!annotationsMatch(cm.Annotations, annotations, render.ManagedKeysAnnotation, render.ReplacedValuesAnnotation) {
+	p.meshDocument = d.Mesh.Document
+	p.meshHash = d.MeshHash
+	if cm := obs.configMap; cm == nil || cm.Data[render.MeshKey] != d.Mesh.Document ||
+		!annotationsMatch(cm.Annotations, d.MeshAnnotations, render.ManagedKeysAnnotation, render.ReplacedValuesAnnotation) {
 		p.configMapApply = corev1ac.ConfigMap(p.targets.ConfigMap, ms.Namespace).
-			WithAnnotations(annotations).
-			WithData(map[string]string{render.MeshKey: mesh.Document})
+			WithAnnotations(d.MeshAnnotations).
+			WithData(map[string]string{render.MeshKey: d.Mesh.Document})
 		p.configMapCreated = obs.configMap == nil
 	}
 
 	// istiod environment.
-	p.env = render.Env(spec, p.istiodTag)
+	p.env = d.Env
 	if container != nil {
 		p.deploymentApply = planEnv(obs.deployment, container, p.env.Env)
 	}
 
 	// Namespace labels.
-	if err := planNamespaces(p, ms, obs); err != nil {
+	if err := planNamespaces(p, ms, d.Rules, obs); err != nil {
 		return nil, err
 	}
 	p.selectorWarning = selectorWarning(spec.DiscoverySelectors, ms.Namespace, obs.namespaces)
 	return p, nil
+}
+
+// wroteMesh tells whether the operator's field manager applied the mesh key.
+func wroteMesh(fields []metav1.ManagedFieldsEntry) bool {
+	for _, f := range fields {
+		if f.Manager == FieldManager && f.Operation == metav1.ManagedFieldsOperationApply && f.Subresource == "" &&
+			f.FieldsV1 != nil && strings.Contains(string(f.FieldsV1.Raw), `"f:`+render.MeshKey+`"`) {
+			return true
+		}
+	}
+	return false
 }
 
 func findContainer(cs []corev1.Container, name string) *corev1.Container {
@@ -159,7 +168,7 @@ const (
 // releasing it would leave the entry without a value, since the forced
 // takeover moved its ownership to the operator.
 func planEnv(d *appsv1.Deployment, container *corev1.Container, want []corev1.EnvVar) *appsv1ac.DeploymentApplyConfiguration {
-	managed, replaced := envRecords(d.Annotations)
+	managed, replaced, _ := envRecords(d.Annotations) // damaged: as empty, like the mesh record
 	nextReplaced := map[string]corev1.EnvVar{}
 	desired := slices.Clone(want)
 	for _, w := range want {
@@ -215,17 +224,26 @@ func orderLikeLive(env []corev1.EnvVar, live []corev1.EnvVar) {
 	})
 }
 
-// envRecords decodes the env annotations; damaged ones read as empty.
-func envRecords(a map[string]string) ([]string, map[string]corev1.EnvVar) {
+// envRecords decodes the env annotations. A damaged record reads as empty
+// (nothing is removed that it does not prove the operator wrote) with an error.
+func envRecords(a map[string]string) ([]string, map[string]corev1.EnvVar, error) {
 	var managed []string
 	replaced := map[string]corev1.EnvVar{}
+	var errM, errR error
 	if v := a[ManagedEnvAnnotation]; v != "" {
-		_ = json.Unmarshal([]byte(v), &managed)
+		if errM = json.Unmarshal([]byte(v), &managed); errM != nil {
+			errM = fmt.Errorf("annotation %s: %w", ManagedEnvAnnotation, errM)
+		}
 	}
 	if v := a[ReplacedEnvAnnotation]; v != "" {
-		_ = json.Unmarshal([]byte(v), &replaced)
+		if errR = json.Unmarshal([]byte(v), &replaced); errR != nil {
+			errR = fmt.Errorf("annotation %s: %w", ReplacedEnvAnnotation, errR)
+		}
 	}
-	return managed, replaced
+	if err := errors.Join(errM, errR); err != nil {
+		return nil, map[string]corev1.EnvVar{}, err
+	}
+	return managed, replaced, nil
 }
 
 func envAnnotations(managed []string, replaced map[string]corev1.EnvVar) map[string]string {
@@ -315,16 +333,7 @@ func envApply(e *corev1.EnvVar) *corev1ac.EnvVarApplyConfiguration {
 // rule's labels, minus conflicts with other managers; labels the operator
 // owns on namespaces no rule selects any more are released. A namespace
 // another live MeshSettings labels is left to it and reported.
-func planNamespaces(p *plan, ms *meshv1alpha1.MeshSettings, obs *observed) error {
-	rules := ms.Spec.Namespaces
-	matchers := make([]func(string, map[string]string) bool, len(rules))
-	for i := range rules {
-		m, err := render.Selector(&rules[i])
-		if err != nil {
-			return &render.FieldError{Field: fmt.Sprintf("spec.namespaces[%d].selector", i), Msg: err.Error()}
-		}
-		matchers[i] = m
-	}
+func planNamespaces(p *plan, ms *meshv1alpha1.MeshSettings, rules []render.Rule, obs *observed) error {
 	me := ms.Namespace + "/" + ms.Name
 	for i := range obs.namespaces {
 		ns := &obs.namespaces[i]
@@ -334,8 +343,8 @@ func planNamespaces(p *plan, ms *meshv1alpha1.MeshSettings, obs *observed) error
 		want := map[string]string{}
 		matched := false
 		for r := range rules {
-			if matchers[r](ns.Name, ns.Labels) {
-				want = render.RuleLabels(&rules[r], ms.Spec.Revision)
+			if rules[r].Match(ns.Name, ns.Labels) {
+				want = rules[r].Labels
 				matched = true
 				break
 			}

@@ -59,7 +59,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	out, err := renderFiles(*file, *current, *istiodTag)
+	out, err := renderFiles(*file, *current, *istiodTag, stderr)
 	if err == nil {
 		err = Print(stdout, out)
 	}
@@ -70,7 +70,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func renderFiles(file, currentFile, istiodTag string) (*Output, error) {
+func renderFiles(file, currentFile, istiodTag string, stderr io.Writer) (*Output, error) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
@@ -82,22 +82,28 @@ func renderFiles(file, currentFile, istiodTag string) (*Output, error) {
 	if ms.Kind != "MeshSettings" || ms.APIVersion != v1alpha1.GroupVersion.String() {
 		return nil, fmt.Errorf("%s: want kind MeshSettings, apiVersion %s; got %q, %q", file, v1alpha1.GroupVersion, ms.Kind, ms.APIVersion)
 	}
-	var current string
-	var prev render.MeshState
+	cur := render.Current{IstiodVersion: istiodTag}
 	if currentFile != "" {
-		if current, prev, err = readCurrent(currentFile); err != nil {
-			return nil, err
+		if cur, err = readCurrent(currentFile, istiodTag); err != nil {
+			var re *render.RecordError
+			if !errors.As(err, &re) {
+				return nil, err
+			}
+			// The controller's policy for a damaged record: keep every key, say so.
+			fmt.Fprintf(stderr, "render: warning: %v\n", err)
 		}
 	}
-	return Render(&ms, current, prev, istiodTag)
+	return RenderCurrent(&ms, cur)
 }
 
 // readCurrent accepts a bare mesh document or a ConfigMap manifest, whose
-// annotations tell what the operator manages and replaced.
-func readCurrent(file string) (string, render.MeshState, error) {
+// annotations tell what the operator manages and replaced. A damaged record
+// gives a *render.RecordError along with a usable Current.
+func readCurrent(file, istiodTag string) (render.Current, error) {
+	cur := render.Current{IstiodVersion: istiodTag}
 	raw, err := os.ReadFile(file)
 	if err != nil {
-		return "", render.MeshState{}, err
+		return cur, err
 	}
 	var probe struct {
 		Kind string `json:"kind"`
@@ -105,31 +111,28 @@ func readCurrent(file string) (string, render.MeshState, error) {
 	if err := yaml.Unmarshal(raw, &probe); err == nil && probe.Kind == "ConfigMap" {
 		var cm corev1.ConfigMap
 		if err := yaml.Unmarshal(raw, &cm); err != nil {
-			return "", render.MeshState{}, fmt.Errorf("%s: %w", file, err)
+			return cur, fmt.Errorf("%s: %w", file, err)
 		}
-		var prev render.MeshState
-		var errM, errR error
-		prev.Managed, errM = render.DecodeManaged(cm.Annotations[render.ManagedKeysAnnotation])
-		prev.Replaced, errR = render.DecodeReplaced(cm.Annotations[render.ReplacedValuesAnnotation])
-		return cm.Data[render.MeshKey], prev, errors.Join(errM, errR)
+		cur.MeshDocument = cm.Data[render.MeshKey]
+		cur.Record, err = render.ReadRecord(fmt.Sprintf("ConfigMap %s (%s)", cm.Name, file), cm.Annotations)
+		cur.RecordLost = err != nil
+		return cur, err
 	}
-	return string(raw), render.MeshState{}, nil
+	cur.MeshDocument = string(raw)
+	return cur, nil
 }
 
 // Render computes the Output of ms against the current mesh document.
 func Render(ms *v1alpha1.MeshSettings, current string, prev render.MeshState, istiodTag string) (*Output, error) {
-	spec := &ms.Spec
-	if err := render.CheckVersion(spec, istiodTag); err != nil {
-		return nil, err
-	}
-	mesh, err := render.MergeMesh(spec, current, prev)
+	return RenderCurrent(ms, render.Current{MeshDocument: current, Record: prev, IstiodVersion: istiodTag})
+}
+
+// RenderCurrent prints render.Desire, the controller's own desired state,
+// so `render` and the operator cannot disagree.
+func RenderCurrent(ms *v1alpha1.MeshSettings, cur render.Current) (*Output, error) {
+	d, err := render.Desire(ms, cur)
 	if err != nil {
 		return nil, err
-	}
-	targets := render.TargetsFor(spec)
-	annotations := map[string]string{render.ManagedKeysAnnotation: render.EncodeManaged(mesh.Managed)}
-	if r := render.EncodeReplaced(mesh.Replaced); r != "" {
-		annotations[render.ReplacedValuesAnnotation] = r
 	}
 	ns := ms.Namespace
 	if ns == "" {
@@ -139,20 +142,19 @@ func Render(ms *v1alpha1.MeshSettings, current string, prev render.MeshState, is
 		ConfigMap: &corev1.ConfigMap{
 			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 			ObjectMeta: metav1.ObjectMeta{
-				Name: targets.ConfigMap, Namespace: ns,
-				Annotations: annotations,
+				Name: d.Targets.ConfigMap, Namespace: ns,
+				Annotations: d.MeshAnnotations,
 			},
-			Data: map[string]string{render.MeshKey: mesh.Document},
+			Data: map[string]string{render.MeshKey: d.Mesh.Document},
 		},
 	}
-	env := render.Env(spec, istiodTag)
-	out.Istiod = IstiodEnv{Deployment: targets.IstiodDeployment, Container: targets.IstiodContainer, Env: env.Env, Ignored: env.Ignored}
+	out.Istiod = IstiodEnv{Deployment: d.Targets.IstiodDeployment, Container: d.Targets.IstiodContainer, Env: d.Env.Env, Ignored: d.Env.Ignored}
 	if out.Istiod.Env == nil {
 		out.Istiod.Env = []corev1.EnvVar{}
 	}
-	for i := range spec.Namespaces {
-		r := &spec.Namespaces[i]
-		out.Rules = append(out.Rules, NamespaceRule{Names: r.Names, Selector: r.Selector, Labels: render.RuleLabels(r, spec.Revision)})
+	for i := range ms.Spec.Namespaces {
+		r := &ms.Spec.Namespaces[i]
+		out.Rules = append(out.Rules, NamespaceRule{Names: r.Names, Selector: r.Selector, Labels: d.Rules[i].Labels})
 	}
 	return out, nil
 }

@@ -305,9 +305,6 @@ func TestRunInvalid(t *testing.T) {
 		{"dynamic DNS on istiod 1.28", []string{"-f", writeTemp(t, head+"spec:\n  outboundTrafficPolicy:\n    mode: ALLOW_ANY_DYNAMIC_DNS\n"), "--istiod-version", "1.28.1"},
 			[]string{"spec.outboundTrafficPolicy.mode", "1.30"}},
 		{"missing --mesh-config file", []string{"-f", "testdata/registry-only.yaml", "--mesh-config", "testdata/none.yaml"}, []string{"none.yaml"}},
-		{"invalid managed-keys annotation", []string{"-f", "testdata/registry-only.yaml", "--mesh-config", writeTemp(t,
-			"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: istio\n  annotations:\n    mesh.meshsettings.io/managed-keys: 'accessLogFile'\ndata:\n  mesh: 'accessLogFile: /dev/stdout'\n")},
-			[]string{render.ManagedKeysAnnotation}},
 		{"invalid current mesh document", []string{"-f", "testdata/registry-only.yaml", "--mesh-config", writeTemp(t, "defaultConfig: [\n")},
 			[]string{"current mesh document"}},
 	}
@@ -432,5 +429,24 @@ func TestRunIsDeterministic(t *testing.T) {
 				t.Fatalf("%s: output differs between runs\n%s", sample, firstDiff(again, first))
 			}
 		}
+	}
+}
+
+// A damaged record gets the controller's policy: everything in the document
+// is kept (nothing the record does not prove is removed), and it is reported.
+func TestRunDamagedRecordKeepsEveryKey(t *testing.T) {
+	cm := writeTemp(t, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: istio\n  annotations:\n    "+
+		render.ManagedKeysAnnotation+": 'accessLogFile'\ndata:\n  mesh: 'accessLogFile: /dev/stdout'\n")
+	code, out, errOut := run("-f", "testdata/registry-only.yaml", "--mesh-config", cm)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errOut)
+	}
+	for _, m := range []string{"render: warning: ", render.ManagedKeysAnnotation, "ConfigMap istio", "damaged"} {
+		if !strings.Contains(errOut, m) {
+			t.Errorf("stderr %q does not mention %q", errOut, m)
+		}
+	}
+	if !strings.Contains(out, "accessLogFile: /dev/stdout") {
+		t.Errorf("the key the damaged record names is gone:\n%s", out)
 	}
 }
