@@ -219,7 +219,9 @@ func TestTransitionsOfFaults(t *testing.T) {
 		t.Errorf("recovery: events %v, want %v", got, want)
 	}
 
-	failing := passWith(func(in *pass) { in.plan, in.depSent, in.depErr = appliedPlan(), true, errors.New("admission webhook denied") })
+	failing := passWith(func(in *pass) {
+		in.plan, in.depSent, in.depErr = appliedPlan(), true, errors.New("admission webhook denied")
+	})
 	st3 := deriveStatus(&st2, failing, metav1.Now())
 	if got := reasons(transitions(&st2, &st3, failing)); strings.Join(got, ",") != "Warning/ApplyFailed" {
 		t.Errorf("env write refused: events %v", got)
