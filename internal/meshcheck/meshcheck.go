@@ -38,6 +38,7 @@ func (p Problem) Path() string {
 	return b.String()
 }
 
+// String is the problem as one line: "path: message".
 func (p Problem) String() string {
 	if len(p.Keys) == 0 {
 		return p.Msg
@@ -51,6 +52,7 @@ type Error struct {
 	Problems []Problem
 }
 
+// Error joins every problem on one line.
 func (e *Error) Error() string {
 	msgs := make([]string, len(e.Problems))
 	for i, p := range e.Problems {

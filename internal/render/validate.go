@@ -144,6 +144,7 @@ type DocumentProblem struct {
 	Foreign bool
 }
 
+// Error names each key with who wrote it, on one line.
 func (e *MeshDocumentError) Error() string {
 	msgs := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
