@@ -178,27 +178,23 @@ func judgeDocument(spec *v1alpha1.MeshSettingsSpec, out string, doc map[string]a
 		}
 		return err
 	}
-	var own []string
-	var firstOwn string
+	var own *FieldError // the first problem of the spec's own, the others listed after it
 	docErr := &MeshDocumentError{}
 	for _, p := range me.Problems {
 		if fp, rest, ok := coveredBy(f.paths, p.Keys, doc); ok {
 			field := specField(spec, fp, rest)
-			if firstOwn == "" {
-				firstOwn = field
+			if own == nil {
+				own = &FieldError{Field: field, Msg: "istiod rejects the value and would keep its last known configuration: " + p.Msg}
+			} else {
+				own.Msg += "; also " + field + ": " + p.Msg
 			}
-			own = append(own, field+": "+p.Msg)
 			continue
 		}
 		_, _, mine := coveredBy(recorded, p.Keys, doc)
 		docErr.Problems = append(docErr.Problems, DocumentProblem{Key: p.Path(), Msg: p.Msg, Foreign: !mine})
 	}
-	if len(own) > 0 {
-		msg := "istiod rejects the value and would keep its last known configuration: " + strings.TrimPrefix(own[0], firstOwn+": ")
-		if len(own) > 1 {
-			msg += "; also " + strings.Join(own[1:], "; ")
-		}
-		return &FieldError{Field: firstOwn, Msg: msg}
+	if own != nil {
+		return own
 	}
 	return docErr
 }

@@ -118,3 +118,12 @@ func TestReleaseMeshDoesNotJudge(t *testing.T) {
 		t.Fatal("MergeMesh accepted a document istiod rejects")
 	}
 }
+
+func TestMergeMeshNamesEverySpecValueIstiodRejects(t *testing.T) {
+	_, err := MergeMesh(meshConfigSpec("connectTimeout", `"0s"`, "proxyListenPort", `70000`), "", MeshState{})
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "spec.meshConfig.proxyListenPort" ||
+		!strings.Contains(fe.Msg, "also spec.meshConfig.connectTimeout: duration must be greater than 1ms") {
+		t.Fatalf("MergeMesh = %v; want spec.meshConfig.proxyListenPort, also naming spec.meshConfig.connectTimeout", err)
+	}
+}
