@@ -3,8 +3,12 @@
 -- (base, table, package, a safe os): no string or math library is used.
 local hs = {}
 
--- Reasons of a Ready=False that only a change by the user can clear.
-local terminal = { InvalidSpec = true, Conflict = true, LabelConflict = true }
+-- Reasons of a Ready=False that only a change by the user (or by the manager
+-- of the ConfigMap or istiod) can clear: the reasons of api/v1alpha1/conditions.go.
+local terminal = {
+  InvalidSpec = true, Conflict = true, LabelConflict = true, MeshDocumentRejected = true,
+  MeshConfigOwnedByApply = true, EnvHeldByOtherManager = true,
+}
 
 local function text(c, fallback)
   if c ~= nil and c.message ~= nil and c.message ~= "" then
@@ -18,8 +22,14 @@ end
 
 local meta = obj.metadata or {}
 if meta.deletionTimestamp ~= nil then
+  -- The operator says why a deletion takes long (Reconciling, "Deleting: ...").
   hs.status = "Progressing"
   hs.message = "Being deleted: the operator removes the mesh keys, istiod env entries and namespace labels it wrote"
+  for _, c in ipairs((obj.status or {}).conditions or {}) do
+    if c.type == "Reconciling" and c.status == "True" and c.message ~= nil and c.message ~= "" then
+      hs.message = "Being deleted: " .. c.message
+    end
+  end
   return hs
 end
 
