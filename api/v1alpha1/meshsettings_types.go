@@ -35,6 +35,31 @@ type MeshSettingsSpec struct {
 	// +optional
 	Target *Target `json:"target,omitempty"`
 
+	// configMapOwnership declares who owns the mesh ConfigMap; the operator
+	// cannot tell before Helm (or Argo CD) has run, so it is not guessed.
+	//
+	// Own: the operator owns the ConfigMap. It creates it, and recreates it
+	// when it is deleted, holding a baseline plus what this spec sets. The
+	// baseline is the document found when the operator first writes an
+	// existing ConfigMap, or else what Istio's istio-discovery chart renders
+	// for this revision (trustDomain, rootNamespace, defaultProviders,
+	// defaultConfig.discoveryAddress, ...) and its meshNetworks key. When
+	// the MeshSettings is deleted the ConfigMap stays, holding exactly the
+	// baseline. Install the chart with configMap=false (docs/helm.md).
+	//
+	// Merge (the default when empty): another manager (Helm with
+	// configMap=true) owns the ConfigMap. The operator never creates it, and
+	// waits while it is missing (MeshConfigApplied=False, ConfigMapNotFound).
+	// It merges this spec key by key into the live document, merges again
+	// once after each write of the other manager, and on deletion restores
+	// the other manager's current values. When the other manager owns the
+	// mesh key by server-side apply (Helm 4 defaults, Argo CD with
+	// ServerSideApply=true), taking it would make that manager's next apply
+	// fail: the operator writes nothing and reports Stalled, reason
+	// MeshConfigOwnedByApply, with the remedy.
+	// +optional
+	ConfigMapOwnership ConfigMapOwnership `json:"configMapOwnership,omitempty"`
+
 	// outboundTrafficPolicy decides how sidecars treat traffic to hosts
 	// outside the service registry. Written as mesh outboundTrafficPolicy,
 	// always with an explicit mode (an empty policy means REGISTRY_ONLY).
@@ -108,6 +133,17 @@ type MeshSettingsSpec struct {
 	// +kubebuilder:validation:MaxProperties=64
 	MeshConfig map[string]apiextensionsv1.JSON `json:"meshConfig,omitempty"`
 }
+
+// ConfigMapOwnership is who owns the mesh ConfigMap: Own or Merge.
+// +kubebuilder:validation:Enum=Own;Merge
+type ConfigMapOwnership string
+
+const (
+	// ConfigMapOwn: the operator creates and owns the mesh ConfigMap.
+	ConfigMapOwn ConfigMapOwnership = "Own"
+	// ConfigMapMerge: another manager owns it; the operator merges its keys in.
+	ConfigMapMerge ConfigMapOwnership = "Merge"
+)
 
 // Target names the objects the operator writes, in the MeshSettings' namespace.
 type Target struct {

@@ -23,6 +23,11 @@ type Current struct {
 	// equal to what the operator writes are then its own, not values it
 	// replaced, and are not recorded as replaced.
 	RecordLost bool
+	// NoConfigMap: the mesh ConfigMap does not exist. With Own the operator
+	// creates it from the chart's baseline; with Merge it waits.
+	NoConfigMap bool
+	// MeshNetworks is the live ConfigMap's meshNetworks key ("" when absent).
+	MeshNetworks string
 }
 
 // Desired is the state the operator wants its targets to hold for one
@@ -35,6 +40,13 @@ type Desired struct {
 	MeshHash string
 	// MeshAnnotations is the record to store on the ConfigMap with the document.
 	MeshAnnotations map[string]string
+	// Ownership is the declared owner of the ConfigMap (Own or Merge).
+	Ownership v1alpha1.ConfigMapOwnership
+	// MeshNetworks is the meshNetworks key an Own ConfigMap holds: the
+	// chart's when the operator creates it, the live one otherwise ("" when
+	// the live ConfigMap has none: nothing is added). Never set with Merge,
+	// where the operator writes the mesh key only.
+	MeshNetworks string
 	// Env is istiod's environment.
 	Env EnvResult
 	// Rules are the namespace rules, in spec order: the first match wins.
@@ -64,8 +76,23 @@ func Desire(ms *v1alpha1.MeshSettings, cur Current) (*Desired, error) {
 	if err := CheckVersion(spec, cur.IstiodVersion); err != nil {
 		return nil, err
 	}
-	d := &Desired{Targets: TargetsFor(spec)}
-	mesh, err := MergeMesh(spec, cur.MeshDocument, cur.Record)
+	d := &Desired{Targets: TargetsFor(spec), Ownership: Ownership(spec)}
+	current := cur.MeshDocument
+	if d.Ownership == v1alpha1.ConfigMapOwn {
+		d.MeshNetworks = cur.MeshNetworks
+		if cur.NoConfigMap {
+			// Created by the operator: what Istio's chart renders for the
+			// revision is the baseline the spec is merged into, and what
+			// deletion leaves.
+			ns := ms.Namespace
+			if ns == "" {
+				ns = DefaultNamespace
+			}
+			b := ChartBaseline(ns, spec.Revision)
+			current, d.MeshNetworks = b.Mesh, b.MeshNetworks
+		}
+	}
+	mesh, err := MergeMesh(spec, current, cur.Record)
 	if err != nil {
 		return nil, err
 	}
@@ -75,10 +102,7 @@ func Desire(ms *v1alpha1.MeshSettings, cur Current) (*Desired, error) {
 	d.Mesh = mesh
 	sum := sha256.Sum256([]byte(mesh.Document))
 	d.MeshHash = hex.EncodeToString(sum[:])
-	d.MeshAnnotations = map[string]string{ManagedKeysAnnotation: EncodeManaged(mesh.Managed)}
-	if r := EncodeReplaced(mesh.Replaced); r != "" {
-		d.MeshAnnotations[ReplacedValuesAnnotation] = r
-	}
+	d.MeshAnnotations = MeshAnnotations(mesh)
 	if err := checkSize(spec, d); err != nil {
 		return nil, err
 	}
@@ -184,8 +208,9 @@ func (e *RecordError) Unwrap() error { return e.Err }
 func ReadRecord(object string, annotations map[string]string) (MeshState, error) {
 	managed, errM := DecodeManaged(annotations[ManagedKeysAnnotation])
 	replaced, errR := DecodeReplaced(annotations[ReplacedValuesAnnotation])
-	if err := errors.Join(errM, errR); err != nil {
+	written, errW := DecodeWritten(annotations[WrittenValuesAnnotation])
+	if err := errors.Join(errM, errR, errW); err != nil {
 		return MeshState{}, &RecordError{Object: object, Err: err}
 	}
-	return MeshState{Managed: managed, Replaced: replaced}, nil
+	return MeshState{Managed: managed, Replaced: replaced, Written: written}, nil
 }

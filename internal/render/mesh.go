@@ -59,14 +59,24 @@ type MeshResult struct {
 	Managed []Path
 	// Replaced holds, for managed paths that already had a value when the
 	// operator took them over (Helm's trustDomain, say), that value; record
-	// it so a later render puts it back instead of deleting the key.
+	// it so a later render puts it back instead of deleting the key. A
+	// value another manager wrote at a managed path since the last render
+	// replaces the earlier record (see Written).
 	Replaced map[Path]any
+	// Written holds a digest of the value written at each managed path;
+	// record it so the next render can tell another manager's write from
+	// the operator's own value.
+	Written map[Path]string
+	// Rewritten lists the managed paths another manager wrote since the
+	// last render (their new values are now in Replaced).
+	Rewritten []Path
 }
 
 // MeshState is what earlier renders recorded about the document.
 type MeshState struct {
 	Managed  []Path
 	Replaced map[Path]any
+	Written  map[Path]string
 }
 
 // Mesh is MergeMesh for a document with only previouslyManaged recorded.
@@ -114,26 +124,29 @@ func mergeMesh(spec *v1alpha1.MeshSettingsSpec, current string, prev MeshState, 
 			doc = map[string]any{}
 		}
 	}
+	prevReplaced, rewritten := refreshRecords(doc, prev)
 	for _, p := range prev.Managed {
 		if _, still := frag.values[p]; still {
 			continue
 		}
-		if orig, ok := prev.Replaced[p]; ok {
+		if orig, ok := prevReplaced[p]; ok {
 			set(doc, p.segments(), orig)
 		} else {
 			remove(doc, p.segments())
 		}
 	}
 	replaced := map[Path]any{}
+	written := map[Path]string{}
 	for _, p := range frag.paths {
 		if slices.Contains(prev.Managed, p) {
-			if orig, ok := prev.Replaced[p]; ok {
+			if orig, ok := prevReplaced[p]; ok {
 				replaced[p] = orig
 			}
 		} else if orig, ok := get(doc, p.segments()); ok {
 			replaced[p] = orig
 		}
 		set(doc, p.segments(), frag.values[p])
+		written[p] = digest(frag.values[p])
 	}
 	managed := slices.Sorted(maps.Keys(frag.values))
 
@@ -152,7 +165,10 @@ func mergeMesh(spec *v1alpha1.MeshSettingsSpec, current string, prev MeshState, 
 	if len(replaced) == 0 {
 		replaced = nil
 	}
-	return MeshResult{Document: string(out), Managed: managed, Replaced: replaced}, nil
+	if len(written) == 0 {
+		written = nil
+	}
+	return MeshResult{Document: string(out), Managed: managed, Replaced: replaced, Written: written, Rewritten: rewritten}, nil
 }
 
 // get reads the value at path.

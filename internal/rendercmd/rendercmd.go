@@ -48,12 +48,23 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	file := fs.String("f", "", "MeshSettings manifest to render (required)")
 	current := fs.String("mesh-config", "", "current mesh document, or a ConfigMap manifest holding it under data.mesh")
 	istiodTag := fs.String("istiod-version", "", "istiod image tag (e.g. 1.28.1); settings it does not read are skipped")
+	importValues := fs.String("import-helm-values", "", "print a MeshSettings (configMapOwnership Own) holding the meshConfig of these istio-discovery Helm values (a values file or `helm get values --all -o yaml`); fails listing every value it cannot express")
+	importName := fs.String("name", "default", "with --import-helm-values: the MeshSettings name")
+	importNamespace := fs.String("namespace", "istio-system", "with --import-helm-values: istiod's namespace")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: meshsettings-operator render -f meshsettings.yaml [--mesh-config current-mesh.yaml] [--istiod-version 1.28.1]")
+		fmt.Fprintln(stderr, "       meshsettings-operator render --import-helm-values values.yaml [--name default] [--namespace istio-system]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *importValues != "" {
+		if err := runImport(*importValues, *importName, *importNamespace, os.ReadFile, stdout); err != nil {
+			fmt.Fprintf(stderr, "render: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	if *file == "" {
 		fs.Usage()
@@ -82,7 +93,9 @@ func renderFiles(file, currentFile, istiodTag string, stderr io.Writer) (*Output
 	if ms.Kind != "MeshSettings" || ms.APIVersion != v1alpha1.GroupVersion.String() {
 		return nil, fmt.Errorf("%s: want kind MeshSettings, apiVersion %s; got %q, %q", file, v1alpha1.GroupVersion, ms.Kind, ms.APIVersion)
 	}
-	cur := render.Current{IstiodVersion: istiodTag}
+	// Without --mesh-config the ConfigMap is taken as absent: with Own, the
+	// output is the ConfigMap the operator would create.
+	cur := render.Current{IstiodVersion: istiodTag, NoConfigMap: true}
 	if currentFile != "" {
 		if cur, err = readCurrent(currentFile, istiodTag); err != nil {
 			var re *render.RecordError
@@ -114,6 +127,7 @@ func readCurrent(file, istiodTag string) (render.Current, error) {
 			return cur, fmt.Errorf("%s: %w", file, err)
 		}
 		cur.MeshDocument = cm.Data[render.MeshKey]
+		cur.MeshNetworks = cm.Data[render.MeshNetworksKey]
 		cur.Record, err = render.ReadRecord(fmt.Sprintf("ConfigMap %s (%s)", cm.Name, file), cm.Annotations)
 		cur.RecordLost = err != nil
 		return cur, err
@@ -124,7 +138,7 @@ func readCurrent(file, istiodTag string) (render.Current, error) {
 
 // Render computes the Output of ms against the current mesh document.
 func Render(ms *v1alpha1.MeshSettings, current string, prev render.MeshState, istiodTag string) (*Output, error) {
-	return RenderCurrent(ms, render.Current{MeshDocument: current, Record: prev, IstiodVersion: istiodTag})
+	return RenderCurrent(ms, render.Current{MeshDocument: current, Record: prev, IstiodVersion: istiodTag, NoConfigMap: current == ""})
 }
 
 // RenderCurrent prints render.Desire, the controller's own desired state,
@@ -136,7 +150,11 @@ func RenderCurrent(ms *v1alpha1.MeshSettings, cur render.Current) (*Output, erro
 	}
 	ns := ms.Namespace
 	if ns == "" {
-		ns = "istio-system"
+		ns = render.DefaultNamespace
+	}
+	data := map[string]string{render.MeshKey: d.Mesh.Document}
+	if d.MeshNetworks != "" {
+		data[render.MeshNetworksKey] = d.MeshNetworks
 	}
 	out := &Output{
 		ConfigMap: &corev1.ConfigMap{
@@ -145,7 +163,7 @@ func RenderCurrent(ms *v1alpha1.MeshSettings, cur render.Current) (*Output, erro
 				Name: d.Targets.ConfigMap, Namespace: ns,
 				Annotations: d.MeshAnnotations,
 			},
-			Data: map[string]string{render.MeshKey: d.Mesh.Document},
+			Data: data,
 		},
 	}
 	out.Istiod = IstiodEnv{Deployment: d.Targets.IstiodDeployment, Container: d.Targets.IstiodContainer, Env: d.Env.Env, Ignored: d.Env.Ignored}

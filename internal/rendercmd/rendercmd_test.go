@@ -403,7 +403,7 @@ func TestRunMeshConfigManifestRemovesUnsetKeys(t *testing.T) {
 	}
 	// Only what the operator writes is printed: not Helm's other data keys,
 	// labels or annotations (server-side apply leaves those alone).
-	if len(o.configMap.Data) != 1 || len(o.configMap.Labels) != 0 || len(o.configMap.Annotations) != 1 {
+	if len(o.configMap.Data) != 1 || len(o.configMap.Labels) != 0 || len(o.configMap.Annotations) != 2 || o.configMap.Annotations[render.WrittenValuesAnnotation] == "" {
 		t.Errorf("printed ConfigMap carries more than the operator's fields: %+v", o.configMap.ObjectMeta)
 	}
 }

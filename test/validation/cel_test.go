@@ -240,6 +240,24 @@ var _ = Describe("CEL rules", func() {
 		})
 	})
 
+	Describe("configMapOwnership is Own, Merge or empty, and may change", func() {
+		setOwnership := func(o meshv1alpha1.ConfigMapOwnership) func(*meshv1alpha1.MeshSettings) {
+			return func(m *meshv1alpha1.MeshSettings) { m.Spec.ConfigMapOwnership = o }
+		}
+		celTable([]celCase{
+			{name: "Own is accepted", mutate: setOwnership(meshv1alpha1.ConfigMapOwn)},
+			{name: "Merge is accepted", mutate: setOwnership(meshv1alpha1.ConfigMapMerge)},
+			{name: "empty (Merge) is accepted and stays empty: no server-side default", mutate: setOwnership(""),
+				update: func(m *meshv1alpha1.MeshSettings) {
+					Expect(m.Spec.ConfigMapOwnership).To(BeEmpty())
+				}},
+			{name: "a lower-case value is rejected", mutate: setOwnership("own"),
+				wantErrors: []string{`spec.configMapOwnership: Unsupported value: "own"`, `"Own"`, `"Merge"`}},
+			{name: "switching Merge to Own (the migration) is accepted", mutate: setOwnership(meshv1alpha1.ConfigMapMerge),
+				update: setOwnership(meshv1alpha1.ConfigMapOwn)},
+		})
+	})
+
 	Describe("namespaces[].sidecarLabel InjectionLabel only for the default revision", func() {
 		rule := func(label meshv1alpha1.SidecarLabel) meshv1alpha1.NamespaceRule {
 			return meshv1alpha1.NamespaceRule{Names: []string{"bookinfo"}, Dataplane: meshv1alpha1.DataplaneSidecar, SidecarLabel: label}

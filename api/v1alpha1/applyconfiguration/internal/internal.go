@@ -101,6 +101,8 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: name
       type:
         scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.ConfigMapOwnership
+  scalar: string
 - name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.DatadogProvider
   map:
     fields:
@@ -365,6 +367,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: authorization
       type:
         namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Authorization
+    - name: configMapOwnership
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.ConfigMapOwnership
     - name: discoverySelectors
       type:
         list:

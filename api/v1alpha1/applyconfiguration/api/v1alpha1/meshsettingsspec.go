@@ -18,6 +18,7 @@ limitations under the License.
 package v1alpha1
 
 import (
+	apiv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	v1 "k8s.io/client-go/applyconfigurations/meta/v1"
 )
@@ -44,6 +45,29 @@ type MeshSettingsSpecApplyConfiguration struct {
 	// are immutable, like revision: moving them would leave what was written
 	// to the old objects behind, so other targets get a new MeshSettings.
 	Target *TargetApplyConfiguration `json:"target,omitempty"`
+	// configMapOwnership declares who owns the mesh ConfigMap; the operator
+	// cannot tell before Helm (or Argo CD) has run, so it is not guessed.
+	//
+	// Own: the operator owns the ConfigMap. It creates it, and recreates it
+	// when it is deleted, holding a baseline plus what this spec sets. The
+	// baseline is the document found when the operator first writes an
+	// existing ConfigMap, or else what Istio's istio-discovery chart renders
+	// for this revision (trustDomain, rootNamespace, defaultProviders,
+	// defaultConfig.discoveryAddress, ...) and its meshNetworks key. When
+	// the MeshSettings is deleted the ConfigMap stays, holding exactly the
+	// baseline. Install the chart with configMap=false (docs/helm.md).
+	//
+	// Merge (the default when empty): another manager (Helm with
+	// configMap=true) owns the ConfigMap. The operator never creates it, and
+	// waits while it is missing (MeshConfigApplied=False, ConfigMapNotFound).
+	// It merges this spec key by key into the live document, merges again
+	// once after each write of the other manager, and on deletion restores
+	// the other manager's current values. When the other manager owns the
+	// mesh key by server-side apply (Helm 4 defaults, Argo CD with
+	// ServerSideApply=true), taking it would make that manager's next apply
+	// fail: the operator writes nothing and reports Stalled, reason
+	// MeshConfigOwnedByApply, with the remedy.
+	ConfigMapOwnership *apiv1alpha1.ConfigMapOwnership `json:"configMapOwnership,omitempty"`
 	// outboundTrafficPolicy decides how sidecars treat traffic to hosts
 	// outside the service registry. Written as mesh outboundTrafficPolicy,
 	// always with an explicit mode (an empty policy means REGISTRY_ONLY).
@@ -111,6 +135,14 @@ func (b *MeshSettingsSpecApplyConfiguration) WithRevision(value string) *MeshSet
 // If called multiple times, the Target field is set to the value of the last call.
 func (b *MeshSettingsSpecApplyConfiguration) WithTarget(value *TargetApplyConfiguration) *MeshSettingsSpecApplyConfiguration {
 	b.Target = value
+	return b
+}
+
+// WithConfigMapOwnership sets the ConfigMapOwnership field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ConfigMapOwnership field is set to the value of the last call.
+func (b *MeshSettingsSpecApplyConfiguration) WithConfigMapOwnership(value apiv1alpha1.ConfigMapOwnership) *MeshSettingsSpecApplyConfiguration {
+	b.ConfigMapOwnership = &value
 	return b
 }
 
