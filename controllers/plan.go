@@ -113,7 +113,7 @@ func computePlan(ms *meshv1alpha1.MeshSettings, obs *observed) (*plan, error) {
 	p.meshDocument = d.Mesh.Document
 	p.meshHash = d.MeshHash
 	if cm := obs.configMap; cm == nil || cm.Data[render.MeshKey] != d.Mesh.Document ||
-		!annotationsMatch(cm.Annotations, d.MeshAnnotations, render.ManagedKeysAnnotation, render.ReplacedValuesAnnotation) {
+		!annotationsMatch(cm.Annotations, d.MeshAnnotations, render.RecordAnnotations...) {
 		p.configMapApply = corev1ac.ConfigMap(p.targets.ConfigMap, ms.Namespace).
 			WithAnnotations(d.MeshAnnotations).
 			WithData(map[string]string{render.MeshKey: d.Mesh.Document})
