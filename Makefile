@@ -50,6 +50,7 @@ test: manifests generate fmt vet envtest ## Run unit, envtest and e2e tests.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./... -coverprofile cover.out
 	cd test/helmchart && KUBEBUILDER_ASSETS="$(abspath $(ENVTEST_ASSETS))" go test -mod=readonly ./...
 	$(MAKE) test-oracle
+	$(MAKE) test-helm
 
 # The pure packages: everything but the envtest suites runs in seconds.
 UNIT_PKGS ?= ./api/... ./internal/... ./controllers/... ./test/gitops/...
@@ -64,6 +65,13 @@ test-unit: ## Run the pure packages' tests only (api, internal/..., the pure par
 .PHONY: test-oracle
 test-oracle: ## Check rendered mesh documents with Istio's own parser and validation (module test/oracle), then fuzz render and internal/meshcheck (against Istio's verdicts) for 20s each.
 	cd test/oracle && go test ./... && go test -run='^$$' -fuzz=FuzzRenderOracle -fuzztime=20s . && go test -run='^$$' -fuzz=FuzzMeshCheck -fuzztime=20s .
+
+.PHONY: test-helm
+test-helm: envtest ## Run the operator beside Istio's real istio-discovery chart with the real Helm 4 and Helm 3 CLIs and a real istiod (module test/helm); prints generation counts per step and the handoff gap.
+	@# Each tool is built once and cached outside the clone; `go test` without a package argument shows the tables of a passing run too.
+	helm4=$$(hack/helm.sh 4) && helm3=$$(hack/helm.sh 3) && istiod=$$(hack/istiod.sh) && \
+		cd test/helm && KUBEBUILDER_ASSETS="$(abspath $(ENVTEST_ASSETS))" HELM4_BINARY="$$helm4" HELM3_BINARY="$$helm3" ISTIOD_BINARY="$$istiod" \
+		go test -mod=readonly -count=1 -timeout 30m -ginkgo.no-color
 
 .PHONY: bench
 bench: manifests envtest ## Benchmarks of the operator binary on a local control plane (latency, scale, steady-state writes, memory) and of render; see BENCHMARKS.md. BENCH_ARGS=-strict fails on a missed target.
@@ -140,6 +148,11 @@ envtest: ## Build (once, cached) kube-apiserver, etcd and kubectl for envtest; l
 	$(eval ENVTEST_ASSETS := $(shell ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest.sh || echo FAILED))
 	@if [ "$(ENVTEST_ASSETS)" = FAILED ]; then echo "envtest: could not provide the control plane binaries (see above)"; exit 1; fi
 	@echo "envtest assets: $(ENVTEST_ASSETS)"
+
+.PHONY: helm
+helm: ## Build (once, cached) the Helm 4 and Helm 3 CLIs (hack/helm/v4, hack/helm/v3) for the Helm tests; prints their paths.
+	@hack/helm.sh 4
+	@hack/helm.sh 3
 
 .PHONY: istiod
 istiod: ## Build (once, cached) istiod (pilot-discovery) from the pinned istio.io/istio for the real-istiod tests; prints its path.
