@@ -51,6 +51,7 @@ test: manifests generate fmt vet envtest ## Run unit, envtest and e2e tests.
 	cd test/helmchart && KUBEBUILDER_ASSETS="$(abspath $(ENVTEST_ASSETS))" go test -mod=readonly ./...
 	$(MAKE) test-oracle
 	$(MAKE) test-helm
+	$(MAKE) test-istiod
 
 # The pure packages: everything but the envtest suites runs in seconds.
 UNIT_PKGS ?= ./api/... ./internal/... ./controllers/... ./test/gitops/...
@@ -72,6 +73,12 @@ test-helm: envtest ## Run the operator beside Istio's real istio-discovery chart
 	helm4=$$(hack/helm.sh 4) && helm3=$$(hack/helm.sh 3) && istiod=$$(hack/istiod.sh) && \
 		cd test/helm && KUBEBUILDER_ASSETS="$(abspath $(ENVTEST_ASSETS))" HELM4_BINARY="$$helm4" HELM3_BINARY="$$helm3" ISTIOD_BINARY="$$istiod" \
 		go test -mod=readonly -count=1 -timeout 30m -ginkgo.no-color
+
+.PHONY: test-istiod
+test-istiod: envtest ## Prove the operator's writes against a real istiod (module test/istiod); builds and caches istiod first (minutes, once).
+	@# hack/istiod.sh prints the cached binary's path (building it the first time); ISTIOD_BINARY set wins.
+	ISTIOD_BINARY="$$(hack/istiod.sh)" && cd test/istiod && ISTIOD_BINARY="$$ISTIOD_BINARY" \
+		KUBEBUILDER_ASSETS="$(abspath $(ENVTEST_ASSETS))" go test -mod=readonly -count=1 -timeout 30m -ginkgo.no-color
 
 .PHONY: bench
 bench: manifests envtest ## Benchmarks of the operator binary on a local control plane (latency, scale, steady-state writes, memory) and of render; see BENCHMARKS.md. BENCH_ARGS=-strict fails on a missed target.
