@@ -59,10 +59,14 @@ var _ = Describe("Mesh documents istiod rejects", func() {
 			g.Expect(r).NotTo(BeNil())
 			g.Expect(r.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(r.Message).To(ContainSubstring("connectTimeout (written by another manager)"))
+			g.Expect(r.Reason).To(Equal(meshv1alpha1.ReasonMeshDocumentRejected))
+			s := condition(cp, "mesh", meshv1alpha1.ConditionStalled)
+			g.Expect(s).NotTo(BeNil())
+			g.Expect(s.Reason).To(Equal(meshv1alpha1.ReasonMeshDocumentRejected))
 		}, timeout, interval).Should(Succeed())
 		Expect(configMapMesh(cp)).To(Equal(bad))
-		Expect(condition(cp, "mesh", meshv1alpha1.ConditionMeshConfigApplied)).To(Or(BeNil(),
-			HaveField("Status", Not(Equal(metav1.ConditionTrue)))))
+		Expect(condition(cp, "mesh", meshv1alpha1.ConditionMeshConfigApplied)).To(And(
+			HaveField("Status", Equal(metav1.ConditionFalse)), HaveField("Reason", Equal(meshv1alpha1.ReasonMeshDocumentRejected))))
 
 		By("the other manager mends its key: the change of the ConfigMap brings the operator back")
 		setConfigMapMesh(cp, helmMesh+"connectTimeout: 10s\n")
