@@ -990,7 +990,3 @@ type MeshSettingsList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []MeshSettings `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&MeshSettings{}, &MeshSettingsList{})
-}

@@ -54,7 +54,7 @@ func Defaults() *meshv1alpha1.MeshConfig {
 		OutboundTrafficPolicy:       &meshv1alpha1.MeshConfig_OutboundTrafficPolicy{Mode: meshv1alpha1.MeshConfig_OutboundTrafficPolicy_ALLOW_ANY},
 		InboundTrafficPolicy:        &meshv1alpha1.MeshConfig_InboundTrafficPolicy{Mode: meshv1alpha1.MeshConfig_InboundTrafficPolicy_PASSTHROUGH},
 		LocalityLbSetting:           &networkingv1alpha3.LocalityLoadBalancerSetting{Enabled: wrapperspb.Bool(true)},
-		Certificates:                []*meshv1alpha1.Certificate{},
+		Certificates:                []*meshv1alpha1.Certificate{}, //nolint:staticcheck // deprecated, but istiod's defaults still set it
 		DefaultConfig:               DefaultProxyConfig(),
 
 		RootNamespace:                  istioSystemNamespace,

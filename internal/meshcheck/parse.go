@@ -147,7 +147,7 @@ func describeAs(err error, md protoreflect.MessageDescriptor, fd protoreflect.Fi
 	case fd.IsList() && !item:
 		want = "a list"
 	case fd.Enum() != nil:
-		var names []string
+		names := make([]string, 0, fd.Enum().Values().Len())
 		for i := range fd.Enum().Values().Len() {
 			names = append(names, string(fd.Enum().Values().Get(i).Name()))
 		}

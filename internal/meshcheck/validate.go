@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
+	istiolabel "istio.io/api/label"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // The port of istio.io/istio pkg/config/validation/agent: ValidateMeshConfig
@@ -21,14 +23,16 @@ import (
 // (extension providers, ECDH curves, deprecated proxy metadata) are left out:
 // they do not change the verdict.
 
+// The topology labels of pilot/pkg/serviceregistry/util/label.
+var (
+	labelTopologyZone    = corev1.LabelTopologyZone
+	labelTopologySubzone = istiolabel.TopologySubzone.Name
+	labelTopologyRegion  = corev1.LabelTopologyRegion
+)
+
 const (
 	connectTimeoutMax = time.Hour
 	connectTimeoutMin = time.Millisecond
-
-	// pilot/pkg/serviceregistry/util/label
-	labelTopologyZone    = "topology.kubernetes.io/zone"
-	labelTopologySubzone = "topology.istio.io/subzone"
-	labelTopologyRegion  = "topology.kubernetes.io/region"
 
 	// pilot/pkg/model/credentials
 	kubernetesConfigMapTypeURI = "configmap://"
@@ -179,11 +183,11 @@ func validateFQDN(fqdn string) error {
 func validateProxyAddress(hostAddr string) error {
 	hostname, p, err := net.SplitHostPort(hostAddr)
 	if err != nil {
-		return fmt.Errorf("unable to split %q: %v", hostAddr, err)
+		return fmt.Errorf("unable to split %q: %w", hostAddr, err)
 	}
 	port, err := strconv.Atoi(p)
 	if err != nil {
-		return fmt.Errorf("port (%s) is not a number: %v", p, err)
+		return fmt.Errorf("port (%s) is not a number: %w", p, err)
 	}
 	if err = validatePort(port); err != nil {
 		return err

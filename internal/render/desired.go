@@ -170,15 +170,16 @@ func checkSize(spec *v1alpha1.MeshSettingsSpec, d *Desired) error {
 // largestField names the top-level spec field with the largest JSON form:
 // the one to shrink.
 func largestField(spec *v1alpha1.MeshSettingsSpec) string {
+	const whole = "spec"
 	raw, err := json.Marshal(spec)
 	if err != nil {
-		return "spec"
+		return whole
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		return "spec"
+		return whole
 	}
-	best, size := "spec", 0
+	best, size := whole, 0
 	for k, v := range fields {
 		if len(v) > size || len(v) == size && "spec."+k < best {
 			best, size = "spec."+k, len(v)

@@ -4,19 +4,31 @@ import (
 	"fmt"
 	"slices"
 
+	"istio.io/api/label"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/meshsettings/meshsettings-operator/api/v1alpha1"
 )
 
-// Istio's namespace labels.
+// Istio's namespace labels, from istio.io/api/label.
+var (
+	LabelRevision             = label.IoIstioRev.Name
+	LabelDataplaneMode        = label.IoIstioDataplaneMode.Name
+	LabelUseWaypoint          = label.IoIstioUseWaypoint.Name
+	LabelUseWaypointNamespace = label.IoIstioUseWaypointNamespace.Name
+)
+
+// LabelInjection turns sidecar injection by the default revision on or off
+// for a namespace. istio.io/api/label has no constant for it (it predates
+// revisions), so this is the one place the name is spelled out.
+const LabelInjection = "istio-injection"
+
+// Label values Istio defines without a constant in istio.io/api.
 const (
-	LabelInjection            = "istio-injection"
-	LabelRevision             = "istio.io/rev"
-	LabelDataplaneMode        = "istio.io/dataplane-mode"
-	LabelUseWaypoint          = "istio.io/use-waypoint"
-	LabelUseWaypointNamespace = "istio.io/use-waypoint-namespace"
+	InjectionEnabled     = "enabled"  // LabelInjection: inject sidecars
+	InjectionDisabled    = "disabled" // LabelInjection: never inject
+	DataplaneModeAmbient = "ambient"  // LabelDataplaneMode: ambient mode
 )
 
 // ManagedLabelKeys are every label key the operator may own on a namespace.
@@ -27,7 +39,7 @@ func RuleLabels(rule *v1alpha1.NamespaceRule, revision string) map[string]string
 	switch rule.Dataplane {
 	case v1alpha1.DataplaneSidecar:
 		if rule.SidecarLabel == v1alpha1.SidecarLabelInjection {
-			return map[string]string{LabelInjection: "enabled"}
+			return map[string]string{LabelInjection: InjectionEnabled}
 		}
 		rev := revision
 		if rev == "" {
@@ -35,7 +47,7 @@ func RuleLabels(rule *v1alpha1.NamespaceRule, revision string) map[string]string
 		}
 		return map[string]string{LabelRevision: rev}
 	case v1alpha1.DataplaneAmbient:
-		out := map[string]string{LabelDataplaneMode: "ambient"}
+		out := map[string]string{LabelDataplaneMode: DataplaneModeAmbient}
 		if w := rule.Waypoint; w != nil {
 			out[LabelUseWaypoint] = w.Name
 			if w.Namespace != "" {
@@ -44,7 +56,7 @@ func RuleLabels(rule *v1alpha1.NamespaceRule, revision string) map[string]string
 		}
 		return out
 	case v1alpha1.DataplaneDisabled:
-		return map[string]string{LabelInjection: "disabled"}
+		return map[string]string{LabelInjection: InjectionDisabled}
 	}
 	return nil
 }
@@ -106,11 +118,11 @@ func NamespaceLabels(namespace string, want, foreign map[string]string) (map[str
 func forbiddenWith(want map[string]string, k, v string) string {
 	_, wantRev := want[LabelRevision]
 	_, wantAmbient := want[LabelDataplaneMode]
-	wantInjection := want[LabelInjection] == "enabled"
+	wantInjection := want[LabelInjection] == InjectionEnabled
 	switch {
-	case k == LabelInjection && v == "enabled" && wantRev:
+	case k == LabelInjection && v == InjectionEnabled && wantRev:
 		return fmt.Sprintf("istio-injection=enabled wins over istio.io/rev=%s; remove it to use the revision", want[LabelRevision])
-	case k == LabelInjection && v == "enabled" && wantAmbient:
+	case k == LabelInjection && v == InjectionEnabled && wantAmbient:
 		return "istio-injection=enabled injects sidecars, which take precedence over the ambient data plane"
 	case k == LabelRevision && wantInjection:
 		return fmt.Sprintf("istio.io/rev=%s must not be combined with istio-injection=enabled", v)

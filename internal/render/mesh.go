@@ -325,26 +325,7 @@ func meshFragment(spec *v1alpha1.MeshSettingsSpec) (*fragment, error) {
 		f.put("defaultHttpRetryPolicy", retryPolicy(r))
 	}
 	if d := spec.Drain; d != nil {
-		if d.DrainDuration != nil {
-			f.put("defaultConfig/drainDuration", protoDuration(d.DrainDuration.Duration))
-		}
-		if t := d.Termination; t != nil {
-			dur := DefaultTerminationDrainDuration
-			if t.Duration != nil {
-				dur = t.Duration.Duration
-			}
-			switch t.Strategy {
-			case v1alpha1.TerminationWhenIdle:
-				// Proxy metadata values must be strings: an unquoted true fails the whole document.
-				f.put("defaultConfig/proxyMetadata/EXIT_ON_ZERO_ACTIVE_CONNECTIONS", "true")
-				f.put("defaultConfig/proxyMetadata/MINIMUM_DRAIN_DURATION", goDuration(dur))
-			default:
-				f.put("defaultConfig/terminationDrainDuration", protoDuration(dur))
-			}
-		}
-		if d.HoldApplicationUntilProxyStarts != nil {
-			f.put("defaultConfig/holdApplicationUntilProxyStarts", *d.HoldApplicationUntilProxyStarts)
-		}
+		addDrain(f, d)
 	}
 	if p := spec.Proxy; p != nil {
 		if p.ImageType != "" {
@@ -361,6 +342,31 @@ func meshFragment(spec *v1alpha1.MeshSettingsSpec) (*fragment, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// addDrain adds the proxies' drain settings (defaultConfig and, for
+// WhenIdle, proxyMetadata).
+func addDrain(f *fragment, d *v1alpha1.Drain) {
+	if d.DrainDuration != nil {
+		f.put("defaultConfig/drainDuration", protoDuration(d.DrainDuration.Duration))
+	}
+	if t := d.Termination; t != nil {
+		dur := DefaultTerminationDrainDuration
+		if t.Duration != nil {
+			dur = t.Duration.Duration
+		}
+		switch t.Strategy {
+		case v1alpha1.TerminationWhenIdle:
+			// Proxy metadata values must be strings: an unquoted true fails the whole document.
+			f.put("defaultConfig/proxyMetadata/EXIT_ON_ZERO_ACTIVE_CONNECTIONS", "true")
+			f.put("defaultConfig/proxyMetadata/MINIMUM_DRAIN_DURATION", goDuration(dur))
+		default:
+			f.put("defaultConfig/terminationDrainDuration", protoDuration(dur))
+		}
+	}
+	if d.HoldApplicationUntilProxyStarts != nil {
+		f.put("defaultConfig/holdApplicationUntilProxyStarts", *d.HoldApplicationUntilProxyStarts)
+	}
 }
 
 // addMeshConfig adds the free-form keys: top-level keys whole, defaultConfig per key.

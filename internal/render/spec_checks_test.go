@@ -1,6 +1,7 @@
 package render
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -52,8 +53,8 @@ func TestCheckSpecRefusesWhatIstioRefuses(t *testing.T) {
 				}
 				return
 			}
-			fe, ok := err.(*FieldError)
-			if !ok {
+			var fe *FieldError
+			if !errors.As(err, &fe) {
 				t.Fatalf("want a FieldError for %s, got %v", c.field, err)
 			}
 			if fe.Field != c.field || !strings.Contains(fe.Msg, c.msg) {

@@ -46,21 +46,20 @@ import (
 	"sigs.k8s.io/yaml"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
+	"github.com/meshsettings/meshsettings-operator/internal/render"
 	"github.com/meshsettings/meshsettings-operator/test/utils"
 )
 
 const (
-	istioNS      = "istio-system"
-	meshCM       = "istio-canary"
-	istiod       = "istiod-canary"
-	container    = "discovery"
-	probeNS      = "bookinfo" // the namespace whose rule's data plane alternates
-	floorNS      = "bench-floor"
-	floorCM      = "floor"
-	controller   = "meshsettings"
-	fixture      = "test/testdata/istio/istio-canary.yaml"
-	labelRev     = "istio.io/rev"
-	labelAmbient = "istio.io/dataplane-mode"
+	istioNS    = "istio-system"
+	meshCM     = "istio-canary"
+	istiod     = "istiod-canary"
+	container  = "discovery"
+	probeNS    = "bookinfo" // the namespace whose rule's data plane alternates
+	floorNS    = "bench-floor"
+	floorCM    = "floor"
+	controller = "meshsettings"
+	fixture    = "test/testdata/istio/istio-canary.yaml"
 )
 
 type config struct {
@@ -98,7 +97,10 @@ type bench struct {
 	stopCache context.CancelFunc
 }
 
-func main() {
+func main() { os.Exit(benchMain()) }
+
+// benchMain is main with an exit code, so its deferred stop runs.
+func benchMain() int {
 	var cfg config
 	flag.IntVar(&cfg.changes, "changes", 100, "measured MeshSettings changes per latency run")
 	flag.IntVar(&cfg.warmup, "warmup", 5, "unmeasured changes before each latency run")
@@ -111,8 +113,10 @@ func main() {
 	flag.StringVar(&cfg.renderPkgs, "render-bench", "", "space-separated packages whose Go benchmarks are run first and reported (empty: none)")
 	flag.StringVar(&cfg.source, "source", "", "build the operator from this checkout instead of the project root (to measure a candidate change)")
 	// As the deploy manifests run it: GOGC=50, GOMEMLIMIT from the 128Mi memory limit.
-	flag.StringVar(&cfg.operatorEnv, "operator-env", "GOGC=50,GOMEMLIMIT=128MiB", "comma-separated KEY=VALUE environment of the operator process (default: as the deploy manifests run it)")
-	flag.BoolVar(&cfg.crdCost, "crd-cost", false, "only measure what a MeshSettings write costs against a ConfigMap write (shipped CRD, without CEL rules, without schema) and exit")
+	flag.StringVar(&cfg.operatorEnv, "operator-env", "GOGC=50,GOMEMLIMIT=128MiB",
+		"comma-separated KEY=VALUE environment of the operator process (default: as the deploy manifests run it)")
+	flag.BoolVar(&cfg.crdCost, "crd-cost", false,
+		"only measure what a MeshSettings write costs against a ConfigMap write (shipped CRD, without CEL rules, without schema) and exit")
 	flag.BoolVar(&cfg.strict, "strict", false, "exit 1 when a target is missed (measurement errors always exit 1)")
 	flag.BoolVar(&cfg.keepLogs, "keep-logs", false, "keep the operator logs and binary (printed path) after the run")
 	flag.BoolVar(&cfg.pprof, "pprof", false, "run each operator with --pprof-bind-address on a free localhost port (printed)")
@@ -131,9 +135,9 @@ func main() {
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "crd-cost: %v\n", err)
-			os.Exit(1)
+			return 1
 		}
-		return
+		return 0
 	}
 	b := &bench{cfg: cfg}
 	start := time.Now()
@@ -143,14 +147,15 @@ func main() {
 	fmt.Printf("\nbench finished in %s\n", time.Since(start).Round(time.Second))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "\nbench failed: %v\n", err)
-		os.Exit(1)
+		return 1
 	}
 	if b.missed > 0 {
 		fmt.Printf("\n%d target(s) missed (see BENCHMARKS.md)\n", b.missed)
 		if cfg.strict {
-			os.Exit(1)
+			return 1
 		}
 	}
+	return 0
 }
 
 func logf(format string, args ...any) {
@@ -390,7 +395,7 @@ func (b *bench) floorObjects(ctx context.Context) error {
 		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
 			return err
 		}
-		if obj["kind"] != "Deployment" {
+		if obj["kind"] != kindDeployment {
 			continue
 		}
 		obj["metadata"].(map[string]any)["namespace"] = floorNS
@@ -430,7 +435,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -659,23 +664,23 @@ func hasDataplane(o client.Object, d meshv1alpha1.Dataplane) bool {
 	l := o.GetLabels()
 	switch d {
 	case meshv1alpha1.DataplaneSidecar:
-		_, ambient := l[labelAmbient]
-		return l[labelRev] == "canary" && !ambient
+		_, ambient := l[render.LabelDataplaneMode]
+		return l[render.LabelRevision] == "canary" && !ambient
 	case meshv1alpha1.DataplaneAmbient:
-		_, rev := l[labelRev]
-		return l[labelAmbient] == "ambient" && !rev
+		_, rev := l[render.LabelRevision]
+		return l[render.LabelDataplaneMode] == render.DataplaneModeAmbient && !rev
 	}
 	return false
 }
 
 // armTargets arms one probe per target for state s.
 func (b *bench) armTargets(s state) ([]*probe, []string) {
-	cm := b.w.arm("ConfigMap", istioNS, meshCM, func(o client.Object) bool { return meshMode(o) == string(s.mode) })
-	dep := b.w.arm("Deployment", istioNS, istiod, func(o client.Object) bool {
+	cm := b.w.arm(kindConfigMap, istioNS, meshCM, func(o client.Object) bool { return meshMode(o) == string(s.mode) })
+	dep := b.w.arm(kindDeployment, istioNS, istiod, func(o client.Object) bool {
 		v, ok := envValue(o, "PILOT_TRACE_SAMPLING")
 		return ok && v == s.sampling
 	})
-	ns := b.w.arm("Namespace", "", probeNS, func(o client.Object) bool { return hasDataplane(o, s.dataplane) })
+	ns := b.w.arm(kindNamespace, "", probeNS, func(o client.Object) bool { return hasDataplane(o, s.dataplane) })
 	return []*probe{cm, dep, ns}, []string{"ConfigMap " + meshCM, "Deployment " + istiod, "Namespace " + probeNS}
 }
 
@@ -727,7 +732,7 @@ func (b *bench) latencyRun(ctx context.Context, op *operator, name string, from 
 
 		// The floor: one SSA of a ConfigMap the operator does not watch.
 		v := fmt.Sprintf("%d", time.Now().UnixNano())
-		fp := b.w.arm("ConfigMap", floorNS, floorCM, func(o client.Object) bool { return o.(*corev1.ConfigMap).Data["v"] == v })
+		fp := b.w.arm(kindConfigMap, floorNS, floorCM, func(o client.Object) bool { return o.(*corev1.ConfigMap).Data["v"] == v })
 		t0 := time.Now()
 		if err := b.c.Apply(ctx, corev1ac.ConfigMap(floorCM, floorNS).WithData(map[string]string{"v": v}),
 			client.FieldOwner("bench-floor"), client.ForceOwnership); err != nil {
@@ -744,7 +749,7 @@ func (b *bench) latencyRun(ctx context.Context, op *operator, name string, from 
 		}
 
 		// The same for the Deployment write: an env entry of istiod's copy.
-		dp := b.w.arm("Deployment", floorNS, istiod, func(o client.Object) bool {
+		dp := b.w.arm(kindDeployment, floorNS, istiod, func(o client.Object) bool {
 			got, ok := envValue(o, "PILOT_TRACE_SAMPLING")
 			return ok && got == v
 		})
@@ -769,7 +774,7 @@ func (b *bench) latencyRun(ctx context.Context, op *operator, name string, from 
 			return res, err
 		}
 		probes, names := b.armTargets(s)
-		seen := b.w.arm("MeshSettings", istioNS, name, func(o client.Object) bool {
+		seen := b.w.arm(kindMeshSettings, istioNS, name, func(o client.Object) bool {
 			t := o.(*meshv1alpha1.MeshSettings).Spec.Tracing
 			return t != nil && t.SamplingPercentage == s.sampling
 		})
@@ -826,7 +831,8 @@ func (b *bench) reportLatency(label string, l latencies) {
 	floor, rtt := percentile(l.floorObserved, 0.50), percentile(l.floorRTT, 0.50)
 	depFloor, seen := percentile(l.deployFloor, 0.50), percentile(l.specSeen, 0.50)
 	ratio := float64(p50) / float64(floor)
-	b.note("%s: %d changes: min %s p50 %s p90 %s p99 %s max %s; floor (ConfigMap SSA apply->watch) p50 %s p99 %s, its request round trip p50 %s; istiod-copy Deployment SSA apply->watch p50 %s",
+	b.note("%s: %d changes: min %s p50 %s p90 %s p99 %s max %s; floor (ConfigMap SSA apply->watch) p50 %s p99 %s, "+
+		"its request round trip p50 %s; istiod-copy Deployment SSA apply->watch p50 %s",
 		label, len(l.change), ms(slices.Min(l.change)), ms(p50), ms(percentile(l.change, 0.9)), ms(p99), ms(slices.Max(l.change)),
 		ms(floor), ms(percentile(l.floorObserved, 0.99)), ms(rtt), ms(depFloor))
 	b.note("%s: p50 from the start of the patch: patch round trip %s, MeshSettings seen by a watch %s, ConfigMap %s, Deployment %s, Namespace %s",
@@ -873,7 +879,10 @@ func (b *bench) phaseLatencySmall(ctx context.Context) error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("MeshSettings bench not deleted in 60s (%v)", err)
+			if err != nil {
+				return fmt.Errorf("MeshSettings bench not deleted in 60s: %w", err)
+			}
+			return errors.New("MeshSettings bench not deleted in 60s")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -889,7 +898,7 @@ func (b *bench) eventsFor(ctx context.Context, name string) (int, error) {
 	}
 	n := 0
 	for _, e := range list.Items {
-		if e.Regarding.Kind == "MeshSettings" && e.Regarding.Name == name {
+		if e.Regarding.Kind == kindMeshSettings && e.Regarding.Name == name {
 			n++
 		}
 	}
@@ -945,7 +954,7 @@ func (b *bench) phaseScale(ctx context.Context) (*operator, error) {
 		return nil, err
 	}
 	nsUpdates0 := b.w.namespaceMetaUpdates.Load()
-	cm0, dep0 := b.w.updatesOf("ConfigMap", istioNS, meshCM), b.w.updatesOf("Deployment", istioNS, istiod)
+	cm0, dep0 := b.w.updatesOf(kindConfigMap, meshCM), b.w.updatesOf(kindDeployment, istiod)
 	cpu0 := op.cpu()
 
 	set := b.w.armSet(selected, func(o client.Object) bool { return hasDataplane(o, meshv1alpha1.DataplaneSidecar) })
@@ -979,8 +988,8 @@ func (b *bench) phaseScale(ctx context.Context) (*operator, error) {
 	}
 	reqs := after.requests().minus(before.requests())
 	nsWrites := int(b.w.namespaceMetaUpdates.Load() - nsUpdates0)
-	cmWrites := int(b.w.updatesOf("ConfigMap", istioNS, meshCM) - cm0)
-	depWrites := int(b.w.updatesOf("Deployment", istioNS, istiod) - dep0)
+	cmWrites := int(b.w.updatesOf(kindConfigMap, meshCM) - cm0)
+	depWrites := int(b.w.updatesOf(kindDeployment, istiod) - dep0)
 	statusWrites := int(counter(&b.w.statusUpdates, istioNS+"/"+name).Load())
 	finalizerWrites := int(counter(&b.w.finalizerUpdates, istioNS+"/"+name).Load())
 	events := eventsAfter - eventsBefore
@@ -993,11 +1002,13 @@ func (b *bench) phaseScale(ctx context.Context) (*operator, error) {
 	patches := reqs.total("PATCH")
 	ok := patches == expectedPatch && nsWrites == needing && cmWrites == 1 && depWrites == 1 &&
 		reqs.total("POST") == events && reqs.total("PUT") == 0 && reqs.total("DELETE") == 0
-	b.note("scale: %d of %d namespaces needed labels (%d selected by the selector + %s); all %d selected labeled %s after creation, Ready after %s, %.0f reconciles, operator CPU %s",
+	b.note("scale: %d of %d namespaces needed labels (%d selected by the selector + %s); "+
+		"all %d selected labeled %s after creation, Ready after %s, %.0f reconciles, operator CPU %s",
 		needing, len(nsList.Items), len(selected), probeNS, len(selected), labeledIn.Round(time.Millisecond), readyIn.Round(time.Millisecond),
 		reconciles, (op.cpu() - cpu0).Round(time.Millisecond))
 	b.note("scale: operator requests: %s", reqs)
-	b.note("scale: PATCH %d = %d namespaces + 1 ConfigMap + 1 Deployment + %d status + %d finalizer (expected %d); writes seen by the watch: %d namespaces, %d ConfigMap, %d Deployment; POST %d = %d Events",
+	b.note("scale: PATCH %d = %d namespaces + 1 ConfigMap + 1 Deployment + %d status + %d finalizer (expected %d); "+
+		"writes seen by the watch: %d namespaces, %d ConfigMap, %d Deployment; POST %d = %d Events",
 		patches, needing, statusWrites, finalizerWrites, expectedPatch, nsWrites, cmWrites, depWrites, reqs.total("POST"), events)
 
 	if extra := patches - expectedPatch; extra > 0 {

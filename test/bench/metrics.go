@@ -39,7 +39,7 @@ func scrape(ctx context.Context, url string) (metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
@@ -207,7 +207,7 @@ func (r requests) String() string {
 		methods = append(methods, m)
 	}
 	sort.Strings(methods)
-	var parts []string
+	parts := make([]string, 0, len(methods))
 	for _, m := range methods {
 		codes := make([]string, 0, len(r[m]))
 		for c, n := range r[m] {

@@ -57,6 +57,14 @@ func key(kind string, o client.Object) string {
 	return kind + "/" + o.GetNamespace() + "/" + o.GetName()
 }
 
+// The kinds the watcher counts writes of, as its keys name them.
+const (
+	kindConfigMap    = "ConfigMap"
+	kindDeployment   = "Deployment"
+	kindNamespace    = "Namespace"
+	kindMeshSettings = "MeshSettings"
+)
+
 func newWatcher(ctx context.Context, c cache.Cache) (*watcher, error) {
 	w := &watcher{cache: c, probes: map[string][]*probe{}}
 	type kindOf struct {
@@ -64,10 +72,10 @@ func newWatcher(ctx context.Context, c cache.Cache) (*watcher, error) {
 		obj  client.Object
 	}
 	for _, k := range []kindOf{
-		{"ConfigMap", &corev1.ConfigMap{}},
-		{"Deployment", &appsv1.Deployment{}},
-		{"Namespace", &corev1.Namespace{}},
-		{"MeshSettings", &meshv1alpha1.MeshSettings{}},
+		{kindConfigMap, &corev1.ConfigMap{}},
+		{kindDeployment, &appsv1.Deployment{}},
+		{kindNamespace, &corev1.Namespace{}},
+		{kindMeshSettings, &meshv1alpha1.MeshSettings{}},
 	} {
 		inf, err := c.GetInformer(ctx, k.obj)
 		if err != nil {
@@ -108,11 +116,11 @@ func (w *watcher) count(kind string, oldObj, newObj client.Object) {
 	}
 	counter(&w.updates, key(kind, newObj)).Add(1)
 	switch kind {
-	case "Namespace":
+	case kindNamespace:
 		if !maps.Equal(oldObj.GetLabels(), newObj.GetLabels()) || !maps.Equal(oldObj.GetAnnotations(), newObj.GetAnnotations()) {
 			w.namespaceMetaUpdates.Add(1)
 		}
-	case "MeshSettings":
+	case kindMeshSettings:
 		o, n := oldObj.(*meshv1alpha1.MeshSettings), newObj.(*meshv1alpha1.MeshSettings)
 		k := n.Namespace + "/" + n.Name
 		if !equality.Semantic.DeepEqual(o.Status, n.Status) {
@@ -145,7 +153,7 @@ func (w *watcher) observe(kind string, o client.Object) {
 			w.probes[k] = kept
 		}
 	}
-	if kind != "Namespace" {
+	if kind != kindNamespace {
 		return
 	}
 	for _, s := range w.sets {
@@ -219,6 +227,7 @@ func wait(ctx context.Context, timeout time.Duration, names []string, probes ...
 	return last, nil
 }
 
-func (w *watcher) updatesOf(kind, namespace, name string) int64 {
-	return counter(&w.updates, kind+"/"+namespace+"/"+name).Load()
+// updatesOf counts the writes to one object in the control-plane namespace.
+func (w *watcher) updatesOf(kind, name string) int64 {
+	return counter(&w.updates, kind+"/"+istioNS+"/"+name).Load()
 }

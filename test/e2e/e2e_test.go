@@ -9,6 +9,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshsettings/meshsettings-operator/internal/render"
 )
 
 const (
@@ -80,14 +82,14 @@ var _ = Describe("the operator binary, driven through kubectl", Ordered, func() 
 			To(ContainSubstring("EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY"))
 
 		By("namespaces carry the labels of their rule")
-		Expect(labels("bookinfo")).To(HaveKeyWithValue("istio.io/rev", "canary"))
-		Expect(labels("checkout")).To(HaveKeyWithValue("istio.io/rev", "canary"))
+		Expect(labels("bookinfo")).To(HaveKeyWithValue(render.LabelRevision, "canary"))
+		Expect(labels("checkout")).To(HaveKeyWithValue(render.LabelRevision, "canary"))
 		Expect(labels("payments-prod")).To(And(
-			HaveKeyWithValue("istio.io/dataplane-mode", "ambient"),
-			HaveKeyWithValue("istio.io/use-waypoint", "payments-waypoint"),
-			HaveKeyWithValue("istio.io/use-waypoint-namespace", "mesh-waypoints")))
-		Expect(labels("payments-sandbox")).NotTo(HaveKey("istio.io/dataplane-mode"))
-		Expect(labels("legacy-batch")).To(HaveKeyWithValue("istio-injection", "disabled"))
+			HaveKeyWithValue(render.LabelDataplaneMode, render.DataplaneModeAmbient),
+			HaveKeyWithValue(render.LabelUseWaypoint, "payments-waypoint"),
+			HaveKeyWithValue(render.LabelUseWaypointNamespace, "mesh-waypoints")))
+		Expect(labels("payments-sandbox")).NotTo(HaveKey(render.LabelDataplaneMode))
+		Expect(labels("legacy-batch")).To(HaveKeyWithValue(render.LabelInjection, render.InjectionDisabled))
 	})
 
 	It("refuses an invalid manifest with the validation message and changes nothing", func() {
@@ -162,8 +164,8 @@ spec:
 		startOperator("operator-delete")
 		kubectl("delete", "mset", fullName, "-n", ns, "--timeout=60s")
 		Expect(meshDoc()).To(Equal(helmDoc))
-		Expect(labels("bookinfo")).NotTo(HaveKey("istio.io/rev"))
-		Expect(labels("payments-prod")).To(And(HaveKeyWithValue("team", "payments"), Not(HaveKey("istio.io/dataplane-mode"))))
+		Expect(labels("bookinfo")).NotTo(HaveKey(render.LabelRevision))
+		Expect(labels("payments-prod")).To(And(HaveKeyWithValue("team", "payments"), Not(HaveKey(render.LabelDataplaneMode))))
 		env := kubectl("get", "deploy", "istiod-canary", "-n", ns, "-o",
 			`jsonpath={range .spec.template.spec.containers[0].env[*]}{.name}={.value}{"\n"}{end}`)
 		Expect(env).To(ContainSubstring("PILOT_TRACE_SAMPLING=1\n"))

@@ -99,7 +99,8 @@ func TestHealthLuaCases(t *testing.T) {
 // The harness is only worth something if it is as strict as Argo CD.
 func TestHealthLuaVMIsArgoCDs(t *testing.T) {
 	obj := map[string]any{"metadata": map[string]any{"generation": int64(2)}}
-	probe := `return {status = "Healthy", message = type(string) .. "," .. type(math) .. "," .. type(io) .. "," .. type(table) .. "," .. tostring(obj.metadata.generation)}`
+	probe := `return {status = "Healthy", message = type(string) .. "," .. type(math) .. "," .. type(io) .. "," .. type(table) .. "," ..
+		tostring(obj.metadata.generation)}`
 	hs, err := runHealthLua(obj, probe)
 	if err != nil {
 		t.Fatal(err)

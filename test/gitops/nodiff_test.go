@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshsettings/meshsettings-operator/internal/render"
 )
 
 // argoManager is the field manager Argo CD applies with (ServerSideApply=true).
@@ -68,10 +70,11 @@ func field(u *unstructured.Unstructured, path ...string) any {
 	return v
 }
 
-func managedBy(u *unstructured.Unstructured, manager string) []metav1.ManagedFieldsEntry {
+// argoEntries returns the managedFields entries of Argo CD's field manager.
+func argoEntries(u *unstructured.Unstructured) []metav1.ManagedFieldsEntry {
 	var out []metav1.ManagedFieldsEntry
 	for _, e := range u.GetManagedFields() {
-		if e.Manager == manager {
+		if e.Manager == argoManager {
 			out = append(out, e)
 		}
 	}
@@ -81,7 +84,7 @@ func managedBy(u *unstructured.Unstructured, manager string) []metav1.ManagedFie
 // fieldsOf returns the top-level fields set of a managedFields entry.
 func fieldsOf(e metav1.ManagedFieldsEntry) map[string]any {
 	m := map[string]any{}
-	Expect(json.Unmarshal(e.FieldsV1.Raw, &m)).To(Succeed())
+	Expect(json.Unmarshal(e.FieldsV1.GetRawBytes(), &m)).To(Succeed())
 	return m
 }
 
@@ -189,10 +192,12 @@ func envValue(env []any, name string) string {
 
 var _ = Describe("Argo CD applying MeshSettings and istiod with server-side apply", Ordered, func() {
 	var (
-		cp, app     string
-		msManifest  *unstructured.Unstructured
-		applied     *unstructured.Unstructured
-		helmEnv     = map[string]string{"REVISION": "1-28", "PILOT_ENABLE_ANALYSIS": "false", "CLUSTER_ID": "Kubernetes", "PILOT_ENABLE_WORKLOAD_ENTRY_AUTOREGISTRATION": "true"}
+		cp, app    string
+		msManifest *unstructured.Unstructured
+		applied    *unstructured.Unstructured
+		helmEnv    = map[string]string{
+			"REVISION": "1-28", "PILOT_ENABLE_ANALYSIS": "false", "CLUSTER_ID": "Kubernetes", "PILOT_ENABLE_WORKLOAD_ENTRY_AUTOREGISTRATION": "true",
+		}
 		helmEnvKeys = []string{"REVISION", "PILOT_ENABLE_ANALYSIS", "CLUSTER_ID", "PILOT_ENABLE_WORKLOAD_ENTRY_AUTOREGISTRATION"}
 		istiod      *unstructured.Unstructured
 	)
@@ -236,7 +241,7 @@ var _ = Describe("Argo CD applying MeshSettings and istiod with server-side appl
 		Expect(envValue(envOf(get(depGVR, cp, istiod.GetName())), "PILOT_TRACE_SAMPLING")).To(Equal("1"))
 		ns := &corev1.Namespace{}
 		Expect(k8sClient.Get(ctx, types.NamespacedName{Name: app}, ns)).To(Succeed())
-		Expect(ns.Labels).To(HaveKeyWithValue("istio.io/rev", "1-28"))
+		Expect(ns.Labels).To(HaveKeyWithValue(render.LabelRevision, "1-28"))
 	})
 
 	It("leaves spec, labels and annotations to Argo CD: the operator writes only status and its finalizer", func() {
@@ -248,8 +253,8 @@ var _ = Describe("Argo CD applying MeshSettings and istiod with server-side appl
 		Expect(live.GetFinalizers()).To(ConsistOf("mesh.meshsettings.io/cleanup"))
 
 		// Argo CD's managedFields entry is the one its apply created.
-		Expect(managedBy(live, argoManager)).To(Equal(managedBy(applied, argoManager)))
-		Expect(managedBy(live, argoManager)).To(HaveLen(1))
+		Expect(argoEntries(live)).To(Equal(argoEntries(applied)))
+		Expect(argoEntries(live)).To(HaveLen(1))
 
 		// Every other manager of the object (the operator: its status and
 		// finalizer patches carry its client's default manager name) owns only
@@ -284,7 +289,7 @@ var _ = Describe("Argo CD applying MeshSettings and istiod with server-side appl
 		Expect(predicted.GetAnnotations()).To(Equal(msManifest.GetAnnotations()))
 		Expect(predicted.GetFinalizers()).To(Equal(live.GetFinalizers()))
 		Expect(predicted.GetGeneration()).To(Equal(live.GetGeneration()))
-		Expect(managedBy(predicted, argoManager)).To(Equal(managedBy(live, argoManager)))
+		Expect(argoEntries(predicted)).To(Equal(argoEntries(live)))
 		// The whole predicted object is the live one: Server-Side Diff is empty.
 		Expect(predicted.Object).To(Equal(live.Object))
 	})

@@ -170,11 +170,11 @@ func (cp *ControlPlane) StartOperator(binary, logPath string, args ...string) (*
 	// Its own process group, so a Ctrl-C of the demo reaches it only through Stop.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		logFile.Close()
+		_ = logFile.Close()
 		return nil, err
 	}
 	op := &Operator{cmd: cmd, Log: logPath, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logFile.Close(); close(op.done) }()
+	go func() { _ = cmd.Wait(); _ = logFile.Close(); close(op.done) }()
 	return op, nil
 }
 

@@ -140,8 +140,9 @@ const (
 	msgRetryAttemptsZero = "with attempts 0 (retries disabled) retryOn, perTryTimeout and retryRemoteLocalities must not be set"
 	msgServiceFormat     = "service must be a hostname (FQDN), an IP or <namespace>/<hostname>"
 	msgTimeout           = "timeout must be a duration (like 500ms or 10s) of at least 1ms"
-	msgReservedMetadata  = "metadata keys EXIT_ON_ZERO_ACTIVE_CONNECTIONS, MINIMUM_DRAIN_DURATION and ISTIO_META_DNS_CAPTURE are set by drain.termination and proxy.dnsCapture"
-	msgNamesXorSelector  = "set exactly one of names or selector"
+	msgReservedMetadata  = "metadata keys EXIT_ON_ZERO_ACTIVE_CONNECTIONS, MINIMUM_DRAIN_DURATION and ISTIO_META_DNS_CAPTURE " +
+		"are set by drain.termination and proxy.dnsCapture"
+	msgNamesXorSelector = "set exactly one of names or selector"
 )
 
 // ---- tables ---------------------------------------------------------------
@@ -281,7 +282,8 @@ var _ = Describe("CEL rules", func() {
 						{Names: []string{"legacy"}, Dataplane: meshv1alpha1.DataplaneSidecar, SidecarLabel: meshv1alpha1.SidecarLabelInjection},
 					}
 				},
-				wantErrors: []string{"spec.namespaces", "namespaces[].sidecarLabel InjectionLabel selects the default revision; with spec.revision set use sidecarLabel Revision"},
+				wantErrors: []string{"spec.namespaces",
+					"namespaces[].sidecarLabel InjectionLabel selects the default revision; with spec.revision set use sidecarLabel Revision"},
 			},
 		})
 	})
@@ -386,7 +388,8 @@ var _ = Describe("CEL rules", func() {
 			{name: "zipkin alone is accepted", mutate: withTracing(zipkinProvider("t"))},
 			{name: "opentelemetry alone is accepted", mutate: withTracing(otelProvider("t"))},
 			{name: "datadog alone is accepted", mutate: withTracing(meshv1alpha1.TracingProvider{Name: "t", Datadog: &meshv1alpha1.DatadogProvider{Endpoint: ep}})},
-			{name: "skywalking alone is accepted", mutate: withTracing(meshv1alpha1.TracingProvider{Name: "t", SkyWalking: &meshv1alpha1.SkyWalkingProvider{Endpoint: ep}})},
+			{name: "skywalking alone is accepted",
+				mutate: withTracing(meshv1alpha1.TracingProvider{Name: "t", SkyWalking: &meshv1alpha1.SkyWalkingProvider{Endpoint: ep}})},
 			{
 				name:       "no kind is rejected",
 				mutate:     withTracing(meshv1alpha1.TracingProvider{Name: "empty"}),
@@ -772,7 +775,9 @@ var _ = Describe("CEL rules", func() {
 			return func(m *meshv1alpha1.MeshSettings) { m.Spec.Istiod = &meshv1alpha1.Istiod{CertProvider: c} }
 		}
 		var cases []celCase
-		for _, ok := range []string{"istiod", "none", "custom", "k8s.io/signer", "k8s.io/example.com/istiod-signer", "k8s.io/clusterissuers.cert-manager.io/istio-ca"} {
+		for _, ok := range []string{
+			"istiod", "none", "custom", "k8s.io/signer", "k8s.io/example.com/istiod-signer", "k8s.io/clusterissuers.cert-manager.io/istio-ca",
+		} {
 			cases = append(cases, celCase{name: fmt.Sprintf("%q is accepted", ok), mutate: cert(ok)})
 		}
 		cases = append(cases, celCase{
@@ -821,7 +826,8 @@ var _ = Describe("CEL rules", func() {
 				wantErrors: []string{"spec.istiod.selfSignedCACertTTL", "selfSignedCACertTTL must be a duration (like 87600h) of at least 1h, got 59m59s"}},
 			{name: "selfSignedRootCertCheckInterval 1m is accepted", mutate: check("1m")},
 			{name: "selfSignedRootCertCheckInterval 59s is rejected", mutate: check("59s"),
-				wantErrors: []string{"spec.istiod.selfSignedRootCertCheckInterval", "selfSignedRootCertCheckInterval must be a duration (like 1h) of at least 1m, got 59s"}},
+				wantErrors: []string{"spec.istiod.selfSignedRootCertCheckInterval",
+					"selfSignedRootCertCheckInterval must be a duration (like 1h) of at least 1m, got 59s"}},
 			{name: "jwtPubKeyRefreshInterval 1s is accepted", mutate: jwt("1s")},
 			{name: "jwtPubKeyRefreshInterval 20m is accepted", mutate: jwt("20m")},
 			{name: "jwtPubKeyRefreshInterval 999ms is rejected", mutate: jwt("999ms"),

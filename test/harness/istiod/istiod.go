@@ -280,7 +280,7 @@ func (i *Istiod) get(ctx context.Context, path string) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, body, err
 }
@@ -323,7 +323,7 @@ func (i *Istiod) ProcessEnv(ctx context.Context) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var vars []struct{ Name, Value string }
 	if err := decodeJSON(resp.Body, &vars); err != nil {
 		return nil, fmt.Errorf("ControlZ /envj/: %w", err)
