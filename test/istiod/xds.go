@@ -195,6 +195,15 @@ func OpenTelemetry(h *hcmv3.HttpConnectionManager) (*tracev3.OpenTelemetryConfig
 	return otel, nil
 }
 
+// Headers maps the headers an exporter adds to its requests to their values.
+func Headers(opts []*corev3.HeaderValueOption) map[string]string {
+	out := map[string]string{}
+	for _, o := range opts {
+		out[o.GetHeader().GetKey()] = o.GetHeader().GetValue()
+	}
+	return out
+}
+
 // Text is a short protojson-ish rendering for failure messages.
 func Text(m proto.Message) string {
 	s := fmt.Sprint(m)
