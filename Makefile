@@ -1,7 +1,7 @@
 # Image URL to use all building/pushing image targets
 IMG ?= ghcr.io/meshsettings/meshsettings-operator:latest
 
-# Kubernetes version of the envtest control plane (built from source by hack/envtest.sh).
+# Kubernetes version of the envtest control plane (hack/envtest.sh: setup-envtest, else built from source).
 ENVTEST_K8S_VERSION ?= 1.36.3
 
 # Get the currently used golang install path (in GOPATH/bin, unless GOBIN is set)
@@ -162,7 +162,7 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 
 .PHONY: envtest
-envtest: ## Build (once, cached) kube-apiserver, etcd and kubectl for envtest; link them into bin/k8s.
+envtest: ## Provide (once, cached) kube-apiserver, etcd and kubectl for envtest: setup-envtest's download, else a build from source; link them into bin/k8s.
 	$(eval ENVTEST_ASSETS := $(shell ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest.sh || echo FAILED))
 	@if [ "$(ENVTEST_ASSETS)" = FAILED ]; then echo "envtest: could not provide the control plane binaries (see above)"; exit 1; fi
 	@echo "envtest assets: $(ENVTEST_ASSETS)"
