@@ -2,7 +2,6 @@ package realistiod
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -10,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
 	"github.com/meshsettings/meshsettings-operator/internal/meshcheck/meshchecktest"
@@ -48,7 +46,7 @@ var _ = Describe("Mesh documents the operator refuses", Ordered, func() {
 
 		rejected, accepted, skipped := 0, 0, 0
 		for n, doc := range meshchecktest.Documents {
-			if randomInIstio(doc) {
+			if meshchecktest.IstioVerdictIsRandom(doc) {
 				skipped++ // Istio's own verdict depends on Go's map order
 				continue
 			}
@@ -85,25 +83,3 @@ var _ = Describe("Mesh documents the operator refuses", Ordered, func() {
 			rejected, accepted, skipped)
 	})
 })
-
-// randomInIstio tells documents whose verdict Istio itself draws at random:
-// it checks the keys of localityLbSetting.distribute[].to in Go's map order,
-// and the overlap check of a wildcard key depends on that order.
-func randomInIstio(doc string) bool {
-	var m map[string]any
-	if yaml.Unmarshal([]byte(doc), &m) != nil {
-		return false
-	}
-	lb, _ := m["localityLbSetting"].(map[string]any)
-	distribute, _ := lb["distribute"].([]any)
-	for _, d := range distribute {
-		item, _ := d.(map[string]any)
-		to, _ := item["to"].(map[string]any)
-		for k := range to {
-			if len(to) > 1 && strings.Contains(k, "*") {
-				return true
-			}
-		}
-	}
-	return false
-}

@@ -5,7 +5,11 @@
 // meshcheck ports, on both sides of its edge.
 package meshchecktest
 
-import "strings"
+import (
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
 
 // Documents are mesh documents ("mesh" key of the mesh ConfigMap), valid
 // and invalid, at least one per ported rule.
@@ -138,4 +142,28 @@ var Documents = []string{
 	"defaultTrafficPolicy:\n  connectionPool:\n    tcp:\n      maxConnectionDuration: 0s\n      idleTimeout: 1.5ms\n      tcpKeepalive:\n        interval: 0.1ms",
 	"defaultTrafficPolicy:\n  outlierDetection:\n    baseEjectionTime: 0s\n    interval: 1.0001s\n    consecutiveLocalOriginFailures: 3\n    splitExternalLocalOriginErrors: true\n    maxEjectionPercent: 100",
 	"connectTimeout: 5s\nproxyListenPort: 15001\ntrustDomain: cluster.local\ndefaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15012\n  tracing:\n    sampling: 10\n  proxyMetadata:\n    A: b",
+}
+
+// IstioVerdictIsRandom tells documents whose verdict Istio itself draws at
+// random: ValidateLocalityLbSetting walks the keys of a
+// localityLbSetting.distribute[].to map in Go's map order, and the overlap
+// check of a wildcard key beside others depends on that order. Tests that
+// compare verdicts skip these.
+func IstioVerdictIsRandom(doc string) bool {
+	var m map[string]any
+	if yaml.Unmarshal([]byte(doc), &m) != nil {
+		return false
+	}
+	lb, _ := m["localityLbSetting"].(map[string]any)
+	distribute, _ := lb["distribute"].([]any)
+	for _, d := range distribute {
+		item, _ := d.(map[string]any)
+		to, _ := item["to"].(map[string]any)
+		for k := range to {
+			if len(to) > 1 && strings.Contains(k, "*") {
+				return true
+			}
+		}
+	}
+	return false
 }
