@@ -20,12 +20,17 @@ func kubectl(stdin string, args ...string) string {
 // What docs/gitops.md says about Argo CD syncing istiod without
 // ServerSideApply: client-side apply (a three-way strategic merge from
 // kubectl.kubernetes.io/last-applied-configuration) and Replace=true.
-var _ = Describe("Argo CD syncing istiod with client-side apply or replace", func() {
-	It("keeps operator-only env entries on apply, reverts shared ones, and drops all on replace", func() {
-		cp := createNamespace("istio-system-", nil)
+var _ = Describe("Argo CD syncing istiod with client-side apply or replace", Ordered, func() {
+	var (
+		cp, helm, ttl string
+		live          *unstructured.Unstructured
+	)
+
+	BeforeAll(func() {
+		cp = createNamespace("istio-system-", nil)
 		env := map[string]string{"REVISION": "default", "PILOT_TRACE_SAMPLING": "1", "CLUSTER_ID": "Kubernetes"}
 		keys := []string{"REVISION", "PILOT_TRACE_SAMPLING", "CLUSTER_ID"}
-		helm := strings.Replace(istiodManifest("istiod", "default", env, keys), "metadata:\n", "metadata:\n  namespace: "+cp+"\n", 1)
+		helm = strings.Replace(istiodManifest("istiod", "default", env, keys), "metadata:\n", "metadata:\n  namespace: "+cp+"\n", 1)
 		kubectl(helm, "apply", "-f", "-")
 
 		_, err := argoApply(msGVR, manifest(`apiVersion: mesh.meshsettings.io/v1alpha1
@@ -40,22 +45,28 @@ spec:
 `, cp), false)
 		Expect(err).NotTo(HaveOccurred())
 		eventuallyHealth(cp, "mesh", "Healthy")
-		live := get(depGVR, cp, "istiod")
-		ttl := envValue(envOf(live), "DEFAULT_WORKLOAD_CERT_TTL")
+		live = get(depGVR, cp, "istiod")
+		ttl = envValue(envOf(live), "DEFAULT_WORKLOAD_CERT_TTL")
 		Expect(ttl).NotTo(Equal("<absent>"))
 		Expect(envValue(envOf(live), "PILOT_TRACE_SAMPLING")).To(Equal("10"))
+	})
 
-		By("client-side apply of the unchanged manifest: the shared entry goes back to Helm's value")
+	It("keeps an entry only the operator sets on client-side apply of the unchanged manifest", func() {
 		after := &unstructured.Unstructured{}
 		Expect(after.UnmarshalJSON([]byte(kubectl(helm, "apply", "-f", "-", "-o", "json")))).To(Succeed())
-		Expect(envValue(envOf(after), "PILOT_TRACE_SAMPLING")).To(Equal("1"))
 		Expect(envValue(envOf(after), "DEFAULT_WORKLOAD_CERT_TTL")).To(Equal(ttl), "client-side apply removed an entry only the operator sets")
+		// The shared entry went back to Helm's value: one rollout.
+		Expect(envValue(envOf(after), "PILOT_TRACE_SAMPLING")).To(Equal("1"))
 		Expect(after.GetGeneration()).To(Equal(live.GetGeneration() + 1))
+	})
+
+	It("sets the shared entry back after client-side apply reverted it to Helm's value", func() {
 		Eventually(func() string {
 			return envValue(envOf(get(depGVR, cp, "istiod")), "PILOT_TRACE_SAMPLING")
 		}, timeout, interval).Should(Equal("10"))
+	})
 
-		By("replace: every entry the operator wrote is gone until it writes them again")
+	It("writes every entry again after a replace dropped them all", func() {
 		before := get(depGVR, cp, "istiod")
 		// The server's answer to the replace, before the operator reacts.
 		replaced := &unstructured.Unstructured{}

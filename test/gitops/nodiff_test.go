@@ -394,9 +394,14 @@ spec:
 	})
 })
 
-var _ = Describe("health.lua on the operator's real status", func() {
-	It("is Progressing while istiod is missing and Degraded for a spec only the controller can reject", func() {
-		cp := createNamespace("istio-system-", nil)
+var _ = Describe("health.lua on the operator's real status", Ordered, func() {
+	var (
+		cp, cp2 string // a namespace without istiod, one for a rejected spec
+		bad     *unstructured.Unstructured
+	)
+
+	It("is Progressing while istiod is missing", func() {
+		cp = createNamespace("istio-system-", nil)
 		ms := manifest(`apiVersion: mesh.meshsettings.io/v1alpha1
 kind: MeshSettings
 metadata:
@@ -414,9 +419,11 @@ spec:
 		}, timeout, interval).Should(Succeed())
 		Consistently(func() string { return health(get(msGVR, cp, "waiting")).Status }, time.Second, 200*time.Millisecond).
 			Should(Equal("Progressing"))
+	})
 
-		cp2 := createNamespace("istio-system-", nil)
-		bad := manifest(`apiVersion: mesh.meshsettings.io/v1alpha1
+	It("is Degraded for a spec only the controller can reject, naming the field", func() {
+		cp2 = createNamespace("istio-system-", nil)
+		bad = manifest(`apiVersion: mesh.meshsettings.io/v1alpha1
 kind: MeshSettings
 metadata:
   name: typo
@@ -424,12 +431,13 @@ spec:
   meshConfig:
     trustDomainn: example.org
 `, cp2)
-		_, err = argoApply(msGVR, bad, false)
+		_, err := argoApply(msGVR, bad, false)
 		Expect(err).NotTo(HaveOccurred())
 		live := eventuallyHealth(cp2, "typo", "Degraded")
 		Expect(health(live).Message).To(ContainSubstring("trustDomainn"))
+	})
 
-		By("a second MeshSettings for the same istiod is Degraded with Conflict")
+	It("is Degraded with Conflict for a second MeshSettings of the same istiod, naming the first", func() {
 		second := manifest(`apiVersion: mesh.meshsettings.io/v1alpha1
 kind: MeshSettings
 metadata:
@@ -439,12 +447,13 @@ spec:
     mode: REGISTRY_ONLY
 `, cp)
 		time.Sleep(1100 * time.Millisecond) // creationTimestamp has second precision
-		_, err = argoApply(msGVR, second, false)
+		_, err := argoApply(msGVR, second, false)
 		Expect(err).NotTo(HaveOccurred())
-		live = eventuallyHealth(cp, "waiting-copy", "Degraded")
+		live := eventuallyHealth(cp, "waiting-copy", "Degraded")
 		Expect(health(live).Message).To(ContainSubstring("waiting"))
+	})
 
-		By("a new generation is Progressing until the operator caught up, then Degraded again")
+	It("is Progressing for a new generation until the operator caught up, then Degraded again", func() {
 		before := get(msGVR, cp2, "typo")
 		Expect(unstructured.SetNestedField(bad.Object, "example.com", "spec", "meshConfig", "trustDomainn")).To(Succeed())
 		fresh, err := argoApply(msGVR, bad, false)
