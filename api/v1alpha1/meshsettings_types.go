@@ -139,9 +139,9 @@ type MeshSettingsSpec struct {
 type ConfigMapOwnership string
 
 const (
-	// ConfigMapOwn: the operator creates and owns the mesh ConfigMap.
+	// ConfigMapOwn means the operator creates and owns the mesh ConfigMap.
 	ConfigMapOwn ConfigMapOwnership = "Own"
-	// ConfigMapMerge: another manager owns it; the operator merges its keys in.
+	// ConfigMapMerge means another manager owns it; the operator merges its keys in.
 	ConfigMapMerge ConfigMapOwnership = "Merge"
 )
 
