@@ -32,6 +32,8 @@ help: ## Display this help.
 manifests: controller-gen ## Generate the CRD and RBAC manifests into config/.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases
 	cp config/crd/bases/*.yaml charts/meshsettings-operator/crds/
+	@# render validates against the CRD embedded in the binary: the same generated file.
+	cp config/crd/bases/mesh.meshsettings.io_meshsettings.yaml internal/admission/
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods and apply configurations.
