@@ -4,8 +4,14 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	crdvalidation "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
+	"sigs.k8s.io/yaml"
 )
 
 const crdSource = "../../config/crd/bases/mesh.meshsettings.io_meshsettings.yaml"
@@ -44,6 +50,7 @@ func TestValidateCreate(t *testing.T) {
 	cases := []struct {
 		name, manifest string
 		want           []string // each error, in order, by prefix; none: valid
+		sorted         bool     // compare the errors sorted
 	}{
 		{name: "empty spec", manifest: head + "spec: {}\n"},
 		{name: "integer port from YAML is an integer", manifest: head + "spec:\n  tracing:\n    providers:\n    - name: z\n      zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411}\n"},
@@ -55,7 +62,9 @@ func TestValidateCreate(t *testing.T) {
 			want: []string{`spec.bogus: Unsupported value: null: strict decoding error: unknown field "spec.bogus"`, `spec.outboundTrafficPolicy.extra: Unsupported value`}},
 		{name: "CEL rule with messageExpression", manifest: head + "spec:\n  tracing: {samplingPercentage: \"101\"}\n",
 			want: []string{`spec.tracing.samplingPercentage: Invalid value: "101": samplingPercentage must be a decimal from 0 to 100, got 101`}},
-		{name: "every error, not the first", manifest: head + "spec:\n  revision: Bad_Rev\n  namespaces:\n  - dataplane: Ambient\n    names: [BookInfo]\n",
+		// kube-openapi walks properties in map order, in the API server too:
+		// errors of the schema come in no fixed order (sorted here).
+		{name: "every error, not the first", sorted: true, manifest: head + "spec:\n  revision: Bad_Rev\n  namespaces:\n  - dataplane: Ambient\n    names: [BookInfo]\n",
 			want: []string{`spec.namespaces[0].names[0]: Invalid value: "BookInfo"`, `spec.revision: Invalid value: "Bad_Rev"`}},
 		{name: "metadata name", manifest: strings.Replace(head, "name: mesh", "name: Mesh_1", 1) + "spec: {}\n",
 			want: []string{`metadata.name: Invalid value: "Mesh_1"`}},
@@ -66,6 +75,9 @@ func TestValidateCreate(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got := validate(t, c.manifest)
+			if c.sorted {
+				slices.Sort(got)
+			}
 			if len(got) != len(c.want) {
 				t.Fatalf("got %d errors %q, want %d %q", len(got), got, len(c.want), c.want)
 			}
@@ -104,6 +116,26 @@ func BenchmarkValidateCreate(b *testing.B) {
 	for b.Loop() {
 		if errs := v.ValidateCreate(ctx, obj); len(errs) > 0 {
 			b.Fatal(errs)
+		}
+	}
+}
+
+// The API server would install the embedded CRD: structural, every CEL rule
+// compiles, and within the estimated cost limits (unbounded lists such as a
+// LabelSelector's matchExpressions make rules over them expensive).
+func TestCRDPassesAPIServerValidation(t *testing.T) {
+	var v1crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.UnmarshalStrict(crdYAML, &v1crd); err != nil {
+		t.Fatal(err)
+	}
+	var crd apiextensionsinternal.CustomResourceDefinition
+	if err := apiextensionsv1.Convert_v1_CustomResourceDefinition_To_apiextensions_CustomResourceDefinition(&v1crd, &crd, nil); err != nil {
+		t.Fatal(err)
+	}
+	crd.Status.StoredVersions = []string{"v1alpha1"}
+	if errs := crdvalidation.ValidateCustomResourceDefinition(context.Background(), &crd); len(errs) > 0 {
+		for _, e := range errs {
+			t.Error(e)
 		}
 	}
 }

@@ -41,23 +41,65 @@ type NamespaceRule struct {
 	Labels   map[string]string     `json:"labels"`
 }
 
+// Exit codes of Run.
+const (
+	ExitValid   = 0 // every MeshSettings is valid (or there is none)
+	ExitInvalid = 1 // at least one MeshSettings is invalid
+	ExitUsage   = 2 // bad flags, or an input that cannot be read
+)
+
+const usageText = `usage: meshsettings-operator render -f meshsettings.yaml [-f DIR] [-f -] [-o yaml|json] [--mesh-config current-mesh.yaml] [--istiod-version 1.28.1]
+
+Prints what the operator would write for each MeshSettings: the mesh
+ConfigMap, istiod's environment entries and the namespace label rules.
+Each MeshSettings is first judged as the API server judges kubectl apply
+(the CRD's schema and CEL rules, embedded in this binary), then by the
+checks only the controller makes (what it would report as Stalled).
+
+-f takes a file, a directory (every *.yaml, *.yml and *.json below it) or -
+(stdin), and may be repeated; files may hold several documents separated by
+---, and documents of other kinds are skipped, so
+    kustomize build overlays/prod | meshsettings-operator render -f -
+works. Every invalid MeshSettings is reported on stderr with its file,
+document number, name and all of its errors.
+
+Exit codes:
+  0  every MeshSettings is valid
+  1  at least one MeshSettings is invalid (the others are still printed)
+  2  usage error, or an input that cannot be read (nothing is judged)
+
+Flags:`
+
+// sourceList is the repeatable -f flag.
+type sourceList []string
+
+func (s *sourceList) String() string     { return strings.Join(*s, ",") }
+func (s *sourceList) Set(v string) error { *s = append(*s, v); return nil }
+
 // Run is the command's entry point; it returns the process exit code.
 func Run(args []string, stdout, stderr io.Writer) int {
+	return RunWithInput(args, os.Stdin, stdout, stderr)
+}
+
+// RunWithInput is Run reading `-f -` from stdin.
+func RunWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("render", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	file := fs.String("f", "", "MeshSettings manifest to render (required)")
-	current := fs.String("mesh-config", "", "current mesh document, or a ConfigMap manifest holding it under data.mesh")
+	var sources sourceList
+	fs.Var(&sources, "f", "MeshSettings manifests: a file, a directory (recursive) or - for stdin; repeatable (required)")
+	format := fs.String("o", "yaml", "output format: yaml or json (one JSON object per MeshSettings)")
+	current := fs.String("mesh-config", "", "current mesh document, or a ConfigMap manifest holding it under data.mesh; every MeshSettings is rendered against it")
 	istiodTag := fs.String("istiod-version", "", "istiod image tag (e.g. 1.28.1); settings it does not read are skipped")
 	importValues := fs.String("import-helm-values", "", "print a MeshSettings (configMapOwnership Own) holding the meshConfig of these istio-discovery Helm values (a values file or `helm get values --all -o yaml`); fails listing every value it cannot express")
 	importName := fs.String("name", "default", "with --import-helm-values: the MeshSettings name")
 	importNamespace := fs.String("namespace", "istio-system", "with --import-helm-values: istiod's namespace")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: meshsettings-operator render -f meshsettings.yaml [--mesh-config current-mesh.yaml] [--istiod-version 1.28.1]")
-		fmt.Fprintln(stderr, "       meshsettings-operator render --import-helm-values values.yaml [--name default] [--namespace istio-system]")
+		fmt.Fprintln(stderr, usageText)
+		fmt.Fprintln(stderr, "\nor: meshsettings-operator render --import-helm-values values.yaml [--name default] [--namespace istio-system]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return ExitUsage
 	}
 	if *importValues != "" {
 		if err := runImport(*importValues, *importName, *importNamespace, os.ReadFile, stdout); err != nil {
@@ -66,47 +108,36 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	if *file == "" {
+	if len(sources) == 0 || fs.NArg() > 0 || (*format != "yaml" && *format != "json") {
 		fs.Usage()
-		return 2
-	}
-	out, err := renderFiles(*file, *current, *istiodTag, stderr)
-	if err == nil {
-		err = Print(stdout, out)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "render: %v\n", err)
-		return 1
-	}
-	return 0
-}
-
-func renderFiles(file, currentFile, istiodTag string, stderr io.Writer) (*Output, error) {
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	var ms v1alpha1.MeshSettings
-	if err := yaml.UnmarshalStrict(raw, &ms); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	if ms.Kind != "MeshSettings" || ms.APIVersion != v1alpha1.GroupVersion.String() {
-		return nil, fmt.Errorf("%s: want kind MeshSettings, apiVersion %s; got %q, %q", file, v1alpha1.GroupVersion, ms.Kind, ms.APIVersion)
+		return ExitUsage
 	}
 	// Without --mesh-config the ConfigMap is taken as absent: with Own, the
 	// output is the ConfigMap the operator would create.
-	cur := render.Current{IstiodVersion: istiodTag, NoConfigMap: true}
-	if currentFile != "" {
-		if cur, err = readCurrent(currentFile, istiodTag); err != nil {
+	cur := render.Current{IstiodVersion: *istiodTag, NoConfigMap: true}
+	if *current != "" {
+		var err error
+		if cur, err = readCurrent(*current, *istiodTag); err != nil {
 			var re *render.RecordError
 			if !errors.As(err, &re) {
-				return nil, err
+				fmt.Fprintf(stderr, "render: %v\n", err)
+				return ExitUsage
 			}
 			// The controller's policy for a damaged record: keep every key, say so.
 			fmt.Fprintf(stderr, "render: warning: %v\n", err)
 		}
 	}
-	return RenderCurrent(&ms, cur)
+	docs, err := readSources(sources, stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "render: %v\n", err)
+		return ExitUsage
+	}
+	verdicts, err := judgeAll(docs, cur)
+	if err != nil {
+		fmt.Fprintf(stderr, "render: %v\n", err)
+		return ExitUsage
+	}
+	return report(verdicts, *format, stdout, stderr)
 }
 
 // readCurrent accepts a bare mesh document or a ConfigMap manifest, whose

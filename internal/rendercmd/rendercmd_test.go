@@ -128,6 +128,7 @@ type output struct {
 	env       IstiodEnv
 	rules     []NamespaceRule
 	comments  []string
+	header    string // "# MeshSettings <namespace>/<name> (<file>, document <n>)"
 }
 
 func parseOutput(t *testing.T, s string) output {
@@ -137,6 +138,11 @@ func parseOutput(t *testing.T, s string) output {
 		t.Fatalf("want 3 YAML documents, got %d:\n%s", len(docs), s)
 	}
 	var o output
+	header, rest, _ := strings.Cut(docs[0], "\n")
+	if !strings.HasPrefix(header, "# MeshSettings ") {
+		t.Errorf("output does not start by naming the MeshSettings: %q", header)
+	}
+	o.header, docs[0] = header, rest
 	for _, d := range docs {
 		first, _, _ := strings.Cut(d, "\n")
 		if !strings.HasPrefix(first, "# ") {
@@ -284,41 +290,44 @@ func writeTemp(t *testing.T, content string) string {
 
 func TestRunInvalid(t *testing.T) {
 	const head = "apiVersion: mesh.meshsettings.io/v1alpha1\nkind: MeshSettings\nmetadata:\n  name: x\n  namespace: istio-system\n"
+	const stalled = "passes admission, but the operator would stall it (Stalled=True, reason "
 	cases := []struct {
 		name    string
 		args    []string
+		code    int
 		mention []string
 	}{
-		{"unknown meshConfig key", []string{"-f", "testdata/unknown-meshconfig-key.yaml"},
-			[]string{"spec.meshConfig.trustDomian", "not a field of Istio's MeshConfig"}},
-		{"wrong meshConfig type", []string{"-f", writeTemp(t, head+"spec:\n  meshConfig:\n    enablePrometheusMerge: \"yes\"\n")},
-			[]string{"spec.meshConfig.enablePrometheusMerge"}},
-		{"reserved meshConfig key", []string{"-f", writeTemp(t, head+"spec:\n  meshConfig:\n    outboundTrafficPolicy: {mode: ALLOW_ANY}\n")},
-			[]string{"spec.meshConfig.outboundTrafficPolicy", "typed field"}},
-		{"unknown spec field", []string{"-f", writeTemp(t, head+"spec:\n  outboundTraficPolicy:\n    mode: ALLOW_ANY\n")},
-			[]string{"outboundTraficPolicy"}},
-		{"not a MeshSettings", []string{"-f", writeTemp(t, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n")},
-			[]string{"want kind MeshSettings", `"ConfigMap"`}},
-		{"wrong apiVersion", []string{"-f", writeTemp(t, "apiVersion: mesh.meshsettings.io/v1\nkind: MeshSettings\nmetadata:\n  name: x\n")},
-			[]string{"mesh.meshsettings.io/v1alpha1", `"mesh.meshsettings.io/v1"`}},
-		{"missing file", []string{"-f", "testdata/does-not-exist.yaml"}, []string{"does-not-exist.yaml"}},
-		{"dynamic DNS on istiod 1.28", []string{"-f", writeTemp(t, head+"spec:\n  outboundTrafficPolicy:\n    mode: ALLOW_ANY_DYNAMIC_DNS\n"), "--istiod-version", "1.28.1"},
-			[]string{"spec.outboundTrafficPolicy.mode", "1.30"}},
-		{"missing --mesh-config file", []string{"-f", "testdata/registry-only.yaml", "--mesh-config", "testdata/none.yaml"}, []string{"none.yaml"}},
-		{"invalid current mesh document", []string{"-f", "testdata/registry-only.yaml", "--mesh-config", writeTemp(t, "defaultConfig: [\n")},
-			[]string{"current mesh document"}},
+		{"unknown meshConfig key", []string{"-f", "testdata/unknown-meshconfig-key.yaml"}, 1,
+			[]string{"testdata/unknown-meshconfig-key.yaml, document 1: MeshSettings istio-system/typo " + stalled + "InvalidSpec):\n  - spec.meshConfig.trustDomian", "not a field of Istio's MeshConfig", "; nothing was written"}},
+		{"wrong meshConfig type", []string{"-f", writeTemp(t, head+"spec:\n  meshConfig:\n    enablePrometheusMerge: \"yes\"\n")}, 1,
+			[]string{stalled + "InvalidSpec)", "spec.meshConfig.enablePrometheusMerge"}},
+		{"reserved meshConfig key", []string{"-f", writeTemp(t, head+"spec:\n  meshConfig:\n    outboundTrafficPolicy: {mode: ALLOW_ANY}\n")}, 1,
+			[]string{stalled + "InvalidSpec)", "spec.meshConfig.outboundTrafficPolicy", "typed field"}},
+		{"unknown spec field, refused as kubectl apply does", []string{"-f", writeTemp(t, head+"spec:\n  outboundTraficPolicy:\n    mode: ALLOW_ANY\n")}, 1,
+			[]string{"MeshSettings istio-system/x is invalid (1 error, as the API server reports them):\n  - spec.outboundTraficPolicy: ", `unknown field "spec.outboundTraficPolicy"`}},
+		{"port 0", []string{"-f", writeTemp(t, head+"spec:\n  tracing:\n    providers:\n    - name: z\n      zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 0}\n")}, 1,
+			[]string{"spec.tracing.providers[0].zipkin.port: Invalid value: 0: spec.tracing.providers[0].zipkin.port in body should be greater than or equal to 1"}},
+		{"wrong apiVersion", []string{"-f", writeTemp(t, "apiVersion: mesh.meshsettings.io/v1\nkind: MeshSettings\nmetadata:\n  name: x\n")}, 1,
+			[]string{"MeshSettings x is invalid", `apiVersion: Invalid value: "mesh.meshsettings.io/v1": must be mesh.meshsettings.io/v1alpha1`}},
+		{"does not parse", []string{"-f", writeTemp(t, "kind: [\n")}, 1, []string{"document 1: MeshSettings (unnamed) is invalid", "does not parse"}},
+		{"missing file", []string{"-f", "testdata/does-not-exist.yaml"}, 2, []string{"does-not-exist.yaml"}},
+		{"dynamic DNS on istiod 1.28", []string{"-f", writeTemp(t, head+"spec:\n  outboundTrafficPolicy:\n    mode: ALLOW_ANY_DYNAMIC_DNS\n"), "--istiod-version", "1.28.1"}, 1,
+			[]string{stalled + "InvalidSpec)", "spec.outboundTrafficPolicy.mode", "1.30"}},
+		{"missing --mesh-config file", []string{"-f", "testdata/registry-only.yaml", "--mesh-config", "testdata/none.yaml"}, 2, []string{"none.yaml"}},
+		{"invalid current mesh document", []string{"-f", "testdata/registry-only.yaml", "--mesh-config", writeTemp(t, "defaultConfig: [\n")}, 1,
+			[]string{stalled + "MeshDocumentRejected)", `ConfigMap istio-system/istio key "mesh": `, "current mesh document", "; nothing is written until it is fixed"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			code, out, errOut := run(c.args...)
-			if code != 1 {
-				t.Errorf("exit %d, want 1", code)
+			if code != c.code {
+				t.Errorf("exit %d, want %d", code, c.code)
 			}
 			if out != "" {
 				t.Errorf("nothing may be printed on stdout, got:\n%s", out)
 			}
-			if !strings.HasPrefix(errOut, "render: ") || strings.Count(errOut, "\n") != 1 {
-				t.Errorf("want one line starting \"render: \", got %q", errOut)
+			if !strings.HasPrefix(errOut, "render: ") {
+				t.Errorf("want a report starting \"render: \", got %q", errOut)
 			}
 			for _, m := range c.mention {
 				if !strings.Contains(errOut, m) {
