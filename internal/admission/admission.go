@@ -93,9 +93,11 @@ func New(crdManifest []byte) (*Validator, error) {
 	return nil, fmt.Errorf("CRD %s has no storage version", crd.Name)
 }
 
-// APIVersion and Kind are what the Validator judges.
+// APIVersion is the apiVersion the Validator judges (group/version).
 func (v *Validator) APIVersion() string { return v.apiVersion }
-func (v *Validator) Kind() string       { return v.kind }
+
+// Kind is the kind the Validator judges.
+func (v *Validator) Kind() string { return v.kind }
 
 // ValidateCreate judges obj (a decoded manifest, numbers as int64 or float64
 // as the API server decodes JSON: see Decode) the way the API server judges
