@@ -157,6 +157,11 @@ func mergeMesh(spec *v1alpha1.MeshSettingsSpec, current string, prev MeshState, 
 	if len(doc) == 0 {
 		out = nil
 	}
+	if current != "" && !strings.HasSuffix(current, "\n") {
+		// Keep the document's own ending: Helm renders `mesh: |-`, without a
+		// final newline, and a release must give its bytes back exactly.
+		out = bytes.TrimSuffix(out, []byte("\n"))
+	}
 	if judge {
 		if err := judgeDocument(spec, string(out), doc, frag, prev.Managed); err != nil {
 			return MeshResult{}, err

@@ -380,7 +380,8 @@ func TestRunIgnoredSettings(t *testing.T) {
 }
 
 // The mesh document of testdata/current-configmap.yaml once the older spec's
-// keys are removed and REGISTRY_ONLY is written.
+// keys are removed and REGISTRY_ONLY is written; like the current document
+// (Helm's "mesh: |-"), it has no final newline.
 const afterRegistryOnly = `defaultConfig:
   discoveryAddress: istiod.istio-system.svc:15012
 defaultProviders:
@@ -395,8 +396,7 @@ extensionProviders:
 outboundTrafficPolicy:
   mode: REGISTRY_ONLY
 rootNamespace: istio-system
-trustDomain: cluster.local
-`
+trustDomain: cluster.local`
 
 func TestRunMeshConfigManifestRemovesUnsetKeys(t *testing.T) {
 	code, out, errOut := run("-f", "testdata/registry-only.yaml", "--mesh-config", "testdata/current-configmap.yaml")
