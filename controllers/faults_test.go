@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
@@ -304,5 +305,54 @@ var _ = Describe("Faults (issue 17)", func() {
 		Expect(k8sClient.Delete(ctx, ms)).To(Succeed())
 		expectGone(ms)
 		Expect(configMapMesh(cp)).To(Equal(helmMesh))
+	})
+
+	It("3: a write the API server refuses is ApplyFailed once, and a deletion that must retry says why in status", func() {
+		cp := controlPlane(true, "docker.io/istio/pilot:1.28.1")
+		app := appNamespace(nil)
+		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp}, Spec: sampleSpec(app)}
+		Expect(k8sClient.Create(ctx, ms)).To(Succeed())
+		eventuallyReady(cp, "mesh")
+
+		By("Helm makes the ConfigMap immutable; the spec changes")
+		cm := configMap(cp)
+		cm.Immutable = ptr.To(true)
+		Expect(k8sClient.Update(ctx, cm, client.FieldOwner("helm"))).To(Succeed())
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ms), ms)).To(Succeed())
+		ms.Spec.OutboundTrafficPolicy.Mode = meshv1alpha1.OutboundAllowAny
+		Expect(k8sClient.Update(ctx, ms)).To(Succeed())
+		Eventually(func(g Gomega) {
+			a := condition(cp, "mesh", meshv1alpha1.ConditionMeshConfigApplied)
+			g.Expect(a).NotTo(BeNil())
+			g.Expect(a.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(a.Reason).To(Equal(meshv1alpha1.ReasonApplyFailed))
+			g.Expect(a.Message).To(ContainSubstring(fmt.Sprintf("applying ConfigMap %s/istio", cp)))
+			r := condition(cp, "mesh", meshv1alpha1.ConditionReconciling)
+			g.Expect(r).NotTo(BeNil())
+			g.Expect(r.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(condition(cp, "mesh", meshv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionFalse))
+		}, timeout, interval).Should(Succeed())
+		Consistently(eventCount, 3*time.Second, interval).WithArguments(cp, "mesh", meshv1alpha1.ReasonApplyFailed).Should(Equal(1),
+			"retries with the same error are one transition")
+
+		By("deleting: releasing the keys fails, and the status says so while it retries")
+		Expect(k8sClient.Delete(ctx, ms)).To(Succeed())
+		Eventually(func(g Gomega) {
+			got := &meshv1alpha1.MeshSettings{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ms), got)).To(Succeed())
+			r := meta.FindStatusCondition(got.Status.Conditions, meshv1alpha1.ConditionReconciling)
+			g.Expect(r).NotTo(BeNil())
+			g.Expect(r.Message).To(ContainSubstring("Deleting"))
+			g.Expect(r.Message).To(ContainSubstring(fmt.Sprintf("ConfigMap %s/istio", cp)))
+		}, timeout, interval).Should(Succeed())
+
+		By("Helm replaces the ConfigMap with a mutable one: the deletion completes")
+		old := configMap(cp)
+		Expect(k8sClient.Delete(ctx, old)).To(Succeed())
+		Expect(k8sClient.Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: "istio", Namespace: cp, Annotations: old.Annotations},
+			Data:       old.Data,
+		}, client.FieldOwner("helm"))).To(Succeed())
+		expectGone(ms)
 	})
 })
