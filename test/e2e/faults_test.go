@@ -165,6 +165,26 @@ var _ = Describe("regressions under faults, with the operator binary", Ordered, 
 		ready(time.Minute)
 	})
 
+	It("logs each write with structured keys, and nothing on a pass that changes nothing", func() {
+		lines := func() int { return strings.Count(op.Logs(), "\n") }
+		before := lines()
+		By("a change of the ConfigMap outside the mesh key: a pass runs and writes nothing")
+		cm := &corev1.ConfigMap{}
+		Expect(c.Get(env.Ctx, client.ObjectKey{Namespace: "istio-system", Name: "istio"}, cm)).To(Succeed())
+		cm.Data["meshNetworks"] = "networks: {} # touched"
+		Expect(c.Update(env.Ctx, cm, client.FieldOwner("helm"))).To(Succeed())
+		Consistently(lines, 3*time.Second, 200*time.Millisecond).Should(Equal(before), "log:\n%s", op.Logs())
+
+		By("a spec change: the write and the status write are logged")
+		setMode(meshv1alpha1.OutboundAllowAny)
+		ready(time.Minute)
+		Eventually(op.Logs, 10*time.Second, 200*time.Millisecond).Should(And(
+			MatchRegexp(`"msg":"applied mesh ConfigMap".*"configMap":"istio-system/istio"`),
+			MatchRegexp(`"msg":"wrote status".*"observedGeneration":2.*"ready":"True"`)))
+		setMode(meshv1alpha1.OutboundRegistryOnly)
+		ready(time.Minute)
+	})
+
 	It("converges after etcd is frozen for 20 s", func() {
 		etcd, _ := pidOf("etcd", "--listen-client-urls="+env.Env.ControlPlane.Etcd.URL.String())
 		Expect(syscall.Kill(etcd, syscall.SIGSTOP)).To(Succeed())
