@@ -15,6 +15,7 @@ import (
 
 	"github.com/meshsettings/meshsettings-operator/api/v1alpha1"
 	"github.com/meshsettings/meshsettings-operator/internal/render"
+	"github.com/meshsettings/meshsettings-operator/test/textdiff"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from config/samples")
@@ -47,24 +48,6 @@ func run(args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
 	code = Run(args, &out, &errOut)
 	return code, out.String(), errOut.String()
-}
-
-// firstDiff describes the first line where got and want differ.
-func firstDiff(got, want string) string {
-	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
-	for i := 0; i < len(g) || i < len(w); i++ {
-		var gl, wl string
-		if i < len(g) {
-			gl = g[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if gl != wl || i >= len(g) || i >= len(w) {
-			return fmt.Sprintf("line %d:\n got: %q\nwant: %q", i+1, gl, wl)
-		}
-	}
-	return "no difference"
 }
 
 // TestGoldenSamples renders every sample as `render -f <sample>
@@ -100,7 +83,7 @@ func TestGoldenSamples(t *testing.T) {
 				t.Fatal(err)
 			}
 			if out != string(expected) {
-				t.Errorf("render of %s differs from %s (run with -update if the change is intended)\n%s", sample, golden, firstDiff(out, string(expected)))
+				t.Errorf("render of %s differs from %s (run with -update if the change is intended)\n%s", sample, golden, textdiff.FirstLine(out, string(expected)))
 			}
 		})
 	}
@@ -435,7 +418,7 @@ func TestRunIsDeterministic(t *testing.T) {
 		_, first, _ := run("-f", sample, "--istiod-version", goldenTag)
 		for range 10 {
 			if _, again, _ := run("-f", sample, "--istiod-version", goldenTag); again != first {
-				t.Fatalf("%s: output differs between runs\n%s", sample, firstDiff(again, first))
+				t.Fatalf("%s: output differs between runs\n%s", sample, textdiff.FirstLine(again, first))
 			}
 		}
 	}

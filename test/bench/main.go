@@ -825,8 +825,14 @@ func percentile(d []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
-// reportLatency adds the latency rows of one run.
-func (b *bench) reportLatency(label string, l latencies) {
+// reportLatency adds the latency rows of one run, labeled with the number
+// of namespaces it ran with.
+func (b *bench) reportLatency(ctx context.Context, l latencies) error {
+	var nsCount corev1.NamespaceList
+	if err := b.w.cache.List(ctx, &nsCount); err != nil {
+		return err
+	}
+	label := fmt.Sprintf(" (%d namespaces)", len(nsCount.Items))
 	p50, p99 := percentile(l.change, 0.50), percentile(l.change, 0.99)
 	floor, rtt := percentile(l.floorObserved, 0.50), percentile(l.floorRTT, 0.50)
 	depFloor, seen := percentile(l.deployFloor, 0.50), percentile(l.specSeen, 0.50)
@@ -843,6 +849,7 @@ func (b *bench) reportLatency(label string, l latencies) {
 		fmt.Sprintf("%s (%.2fx floor)", ms(seen+depFloor), float64(seen+depFloor)/float64(floor)), "-", nil)
 	b.add("convergence p50"+label, fmt.Sprintf("%s (%.2fx floor)", ms(p50), ratio), fmt.Sprintf("<= 3x floor (%s)", ms(3*floor)), ptrBool(ratio <= 3))
 	b.add("convergence p99"+label, ms(p99), "<= 100 ms", ptrBool(p99 <= 100*time.Millisecond))
+	return nil
 }
 
 func (b *bench) phaseLatencySmall(ctx context.Context) error {
@@ -861,11 +868,9 @@ func (b *bench) phaseLatencySmall(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var nsCount corev1.NamespaceList
-	if err := b.w.cache.List(ctx, &nsCount); err != nil {
+	if err := b.reportLatency(ctx, l); err != nil {
 		return err
 	}
-	b.reportLatency(fmt.Sprintf(" (%d namespaces)", len(nsCount.Items)), l)
 	b.note("operator %s: %s, CPU %s", op.name, op.memory(), op.cpu().Round(time.Millisecond))
 
 	// Remove it (the operator restores the targets) so the scale run starts clean.
@@ -1068,11 +1073,9 @@ func (b *bench) phaseLatencyScale(ctx context.Context, op *operator) error {
 	if err != nil {
 		return err
 	}
-	var nsCount corev1.NamespaceList
-	if err := b.w.cache.List(ctx, &nsCount); err != nil {
+	if err := b.reportLatency(ctx, l); err != nil {
 		return err
 	}
-	b.reportLatency(fmt.Sprintf(" (%d namespaces)", len(nsCount.Items)), l)
 	mem := op.memory()
 	b.note("operator %s after the latency run: %s, CPU %s", op.name, mem, op.cpu().Round(time.Millisecond))
 	peak := max(b.peakRSS, mem.hwm)

@@ -28,27 +28,9 @@ var _ = Describe("Argo CD syncing istiod with client-side apply or replace", Ord
 
 	BeforeAll(func() {
 		cp = createNamespace("istio-system-", nil)
-		env := map[string]string{"REVISION": "default", "PILOT_TRACE_SAMPLING": "1", "CLUSTER_ID": "Kubernetes"}
-		keys := []string{"REVISION", "PILOT_TRACE_SAMPLING", "CLUSTER_ID"}
-		helm = strings.Replace(istiodManifest("istiod", "default", env, keys), "metadata:\n", "metadata:\n  namespace: "+cp+"\n", 1)
+		helm = strings.Replace(sharedEnvIstiod(), "metadata:\n", "metadata:\n  namespace: "+cp+"\n", 1)
 		kubectl(helm, "apply", "-f", "-")
-
-		_, err := argoApply(msGVR, manifest(`apiVersion: mesh.meshsettings.io/v1alpha1
-kind: MeshSettings
-metadata:
-  name: mesh
-spec:
-  tracing:
-    samplingPercentage: "10"
-  istiod:
-    workloadCertTTL: 12h0m0s
-`, cp), false)
-		Expect(err).NotTo(HaveOccurred())
-		eventuallyHealth(cp, "mesh", "Healthy")
-		live = get(depGVR, cp, "istiod")
-		ttl = envValue(envOf(live), "DEFAULT_WORKLOAD_CERT_TTL")
-		Expect(ttl).NotTo(Equal("<absent>"))
-		Expect(envValue(envOf(live), "PILOT_TRACE_SAMPLING")).To(Equal("10"))
+		live, ttl = setSharedEnv(cp)
 	})
 
 	It("keeps an entry only the operator sets on client-side apply of the unchanged manifest", func() {

@@ -5,12 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshsettings/meshsettings-operator/test/textdiff"
 )
 
 // healthDir is the check in Argo CD's own layout (resource_customizations/<group>/<kind>).
@@ -151,27 +152,10 @@ func TestDocsSnippetIsHealthLua(t *testing.T) {
 			t.Errorf("the snippet is ConfigMap %q, want argocd-cm", cm.Name)
 		}
 		if got := cm.Data[argocdCMKey]; got != script {
-			t.Errorf("docs/gitops.md %s differs from health.lua:\n%s", argocdCMKey, firstDiff(got, script))
+			t.Errorf("docs/gitops.md %s differs from health.lua:\n%s", argocdCMKey, textdiff.FirstLine(got, script))
 		}
 	}
 	if found != 1 {
 		t.Errorf("docs/gitops.md has %d argocd-cm snippets with %s, want 1", found, argocdCMKey)
 	}
-}
-
-func firstDiff(got, want string) string {
-	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
-	for i := 0; i < len(g) || i < len(w); i++ {
-		var gl, wl string
-		if i < len(g) {
-			gl = g[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if gl != wl || i >= len(g) || i >= len(w) {
-			return "line " + strconv.Itoa(i+1) + ":\n docs:       " + gl + "\n health.lua: " + wl
-		}
-	}
-	return "(same lines, different bytes)"
 }

@@ -350,15 +350,20 @@ var _ = Describe("Argo CD applying MeshSettings and istiod with server-side appl
 	})
 })
 
-var _ = Describe("Argo CD and the operator both setting one istiod env entry", func() {
-	It("is a real diff: Istio's chart sets PILOT_TRACE_SAMPLING, a sync reverts it and the operator restores it", func() {
-		cp := createNamespace("istio-system-", nil)
-		env := map[string]string{"REVISION": "default", "PILOT_TRACE_SAMPLING": "1", "CLUSTER_ID": "Kubernetes"}
-		keys := []string{"REVISION", "PILOT_TRACE_SAMPLING", "CLUSTER_ID"}
-		istiod := manifest(istiodManifest("istiod", "default", env, keys), cp)
-		_, err := argoApply(depGVR, istiod, false)
-		Expect(err).NotTo(HaveOccurred())
-		ms := manifest(`apiVersion: mesh.meshsettings.io/v1alpha1
+// sharedEnvIstiod is istiod as Istio's chart renders it for the default
+// revision, with PILOT_TRACE_SAMPLING=1 from Helm.
+func sharedEnvIstiod() string {
+	env := map[string]string{"REVISION": "default", "PILOT_TRACE_SAMPLING": "1", "CLUSTER_ID": "Kubernetes"}
+	return istiodManifest("istiod", "default", env, []string{"REVISION", "PILOT_TRACE_SAMPLING", "CLUSTER_ID"})
+}
+
+// setSharedEnv applies, as Argo CD, a MeshSettings that sets an env entry
+// Helm sets too (PILOT_TRACE_SAMPLING=10) and one only the operator sets
+// (DEFAULT_WORKLOAD_CERT_TTL), waits until it is Healthy and returns istiod
+// and the operator's TTL value.
+func setSharedEnv(cp string) (live *unstructured.Unstructured, ttl string) {
+	GinkgoHelper()
+	_, err := argoApply(msGVR, manifest(`apiVersion: mesh.meshsettings.io/v1alpha1
 kind: MeshSettings
 metadata:
   name: mesh
@@ -367,14 +372,23 @@ spec:
     samplingPercentage: "10"
   istiod:
     workloadCertTTL: 12h0m0s
-`, cp)
-		_, err = argoApply(msGVR, ms, false)
+`, cp), false)
+	Expect(err).NotTo(HaveOccurred())
+	eventuallyHealth(cp, "mesh", "Healthy")
+	live = get(depGVR, cp, "istiod")
+	Expect(envValue(envOf(live), "PILOT_TRACE_SAMPLING")).To(Equal("10"))
+	ttl = envValue(envOf(live), "DEFAULT_WORKLOAD_CERT_TTL")
+	Expect(ttl).NotTo(Equal("<absent>"))
+	return live, ttl
+}
+
+var _ = Describe("Argo CD and the operator both setting one istiod env entry", func() {
+	It("is a real diff: Istio's chart sets PILOT_TRACE_SAMPLING, a sync reverts it and the operator restores it", func() {
+		cp := createNamespace("istio-system-", nil)
+		istiod := manifest(sharedEnvIstiod(), cp)
+		_, err := argoApply(depGVR, istiod, false)
 		Expect(err).NotTo(HaveOccurred())
-		eventuallyHealth(cp, "mesh", "Healthy")
-		live := get(depGVR, cp, "istiod")
-		Expect(envValue(envOf(live), "PILOT_TRACE_SAMPLING")).To(Equal("10"))
-		ttl := envValue(envOf(live), "DEFAULT_WORKLOAD_CERT_TTL")
-		Expect(ttl).NotTo(Equal("<absent>"))
+		live, ttl := setSharedEnv(cp)
 
 		By("Server-Side Diff predicts Helm's value: Argo CD shows OutOfSync")
 		predicted, err := argoApply(depGVR, istiod, true)
