@@ -36,8 +36,16 @@ manifests: controller-gen ## Generate the CRD and RBAC manifests into config/.
 	cp config/crd/bases/mesh.meshsettings.io_meshsettings.yaml internal/admission/
 
 .PHONY: generate
-generate: controller-gen ## Generate DeepCopy methods and apply configurations.
+generate: controller-gen schema ## Generate DeepCopy methods and apply configurations, and the per-release Istio schema.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" applyconfiguration:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: schema
+schema: ## Regenerate internal/istioschema/schema.txt from the protos of one istio.io/api release per minor (hack/schemagen; module cache, else the Go module proxy).
+	cd hack/schemagen && go run -mod=readonly . -o ../../internal/istioschema/schema.txt
+
+.PHONY: test-schema
+test-schema: ## Fail when regenerating internal/istioschema/schema.txt would change it (run before generate rewrites it).
+	cd hack/schemagen && go test -mod=readonly -count=1 ./...
 
 .PHONY: fmt
 fmt: ## Run go fmt against code.
@@ -56,7 +64,7 @@ lint-fix: golangci-lint ## Run golangci-lint and apply the fixes it can make its
 	$(GOLANGCI_LINT) run --fix ./...
 
 .PHONY: test
-test: manifests generate fmt vet envtest ## Run unit, envtest and e2e tests.
+test: test-schema manifests generate fmt vet envtest ## Run unit, envtest and e2e tests.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./... -coverprofile cover.out
 	cd test/helmchart && KUBEBUILDER_ASSETS="$(abspath $(ENVTEST_ASSETS))" go test -mod=readonly ./...
 	$(MAKE) test-oracle
