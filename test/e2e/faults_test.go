@@ -30,7 +30,7 @@ import (
 // and a control plane of their own, since they freeze or kill it: etcd
 // frozen for 20 s, kube-apiserver killed and restarted, a MeshSettings
 // deleted while the operator is down, SIGKILL while labeling 2,000
-// namespaces. Leader-election takeover, crash convergence and the metrics
+// namespaces, namespace churn. Leader-election takeover, crash convergence and the metrics
 // endpoint are in e2e_test.go and metrics_test.go.
 
 const faultsHelmMesh = `defaultConfig:
@@ -301,5 +301,54 @@ var _ = Describe("regressions under faults, with the operator binary", Ordered, 
 		Expect(c.Get(env.Ctx, client.ObjectKeyFromObject(ms), st)).To(Succeed())
 		Expect(st.Status.Namespaces.Labeled).To(BeEquivalentTo(n))
 		Expect(st.Status.Namespaces.Selected).To(BeEquivalentTo(n))
+	})
+
+	It("ends exact after namespace churn: labels flipped both ways and namespaces created while it works", func() {
+		var wg sync.WaitGroup
+		for i := range 200 { // selected ones leave the selection, unselected ones join it
+			wg.Go(func() {
+				name, to := fmt.Sprintf("batch-%04d", i), "no"
+				if i >= 150 {
+					name, to = fmt.Sprintf("other-%02d", i-150), "yes"
+				}
+				Eventually(func() error {
+					ns := &corev1.Namespace{}
+					if err := c.Get(env.Ctx, client.ObjectKey{Name: name}, ns); err != nil {
+						return err
+					}
+					ns.Labels["fault-batch"] = to
+					return c.Update(env.Ctx, ns)
+				}, time.Minute, 100*time.Millisecond).Should(Succeed())
+			})
+		}
+		for i := range 100 {
+			wg.Go(func() {
+				Expect(c.Create(env.Ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+					Name: fmt.Sprintf("late-%03d", i), Labels: map[string]string{"fault-batch": "yes"}}})).To(Succeed())
+			})
+		}
+		wg.Wait()
+		Eventually(func(g Gomega) {
+			var list corev1.NamespaceList
+			g.Expect(c.List(env.Ctx, &list)).To(Succeed())
+			wrong := 0
+			for _, ns := range list.Items {
+				want := ""
+				if ns.Labels["fault-batch"] == "yes" {
+					want = "default"
+				}
+				if ns.Labels["istio.io/rev"] != want {
+					wrong++
+				}
+			}
+			g.Expect(wrong).To(BeZero())
+		}, 3*time.Minute, time.Second).Should(Succeed())
+		ready(time.Minute)
+		Eventually(func(g Gomega) {
+			st := &meshv1alpha1.MeshSettings{}
+			g.Expect(c.Get(env.Ctx, client.ObjectKeyFromObject(ms), st)).To(Succeed())
+			g.Expect(st.Status.Namespaces.Labeled).To(BeEquivalentTo(2000 - 150 + 50 + 100))
+			g.Expect(st.Status.Namespaces.Selected).To(BeEquivalentTo(2000 - 150 + 50 + 100))
+		}, time.Minute, time.Second).Should(Succeed())
 	})
 })
