@@ -70,7 +70,7 @@ const longPass = 50
 // status (pure) -> one status write, with events from the status change.
 // The status write is deferred first, before the deletion branch, so every
 // pass ends with it.
-func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	ms := &meshv1alpha1.MeshSettings{}
 	if err := r.Get(ctx, req.NamespacedName, ms); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -82,8 +82,12 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if in.deleting && in.cleanupErr == nil {
 			return // released: the object and its status are gone
 		}
-		if r.writeStatus(ctx, statusBase, ms, in) {
+		wrote, err := r.writeStatus(ctx, statusBase, ms, in)
+		if wrote {
 			writes = append(writes, writtenMeshSettings(ms))
+		}
+		if err != nil && retErr == nil {
+			retErr = err // the status must be written: retry the pass
 		}
 		if !in.deleting {
 			r.awaitCache(ctx, writes)
@@ -138,7 +142,7 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		// Say Reconciling for the new generation before the long work, so an
 		// operator dying meanwhile does not leave the old Ready=True standing.
 		in.starting = true
-		if r.writeStatus(ctx, statusBase, ms, in) {
+		if wrote, _ := r.writeStatus(ctx, statusBase, ms, in); wrote {
 			statusBase = ms.DeepCopy()
 		}
 		in.starting = false
@@ -154,21 +158,21 @@ func writtenMeshSettings(ms *meshv1alpha1.MeshSettings) written {
 
 // writeStatus derives the status of the pass, sends its events and writes
 // it when it changed. It reports whether it wrote.
-func (r *MeshSettingsReconciler) writeStatus(ctx context.Context, base, ms *meshv1alpha1.MeshSettings, in *pass) bool {
+func (r *MeshSettingsReconciler) writeStatus(ctx context.Context, base, ms *meshv1alpha1.MeshSettings, in *pass) (bool, error) {
 	ms.Status = deriveStatus(&base.Status, in, metav1.Now())
 	for _, e := range transitions(&base.Status, &ms.Status, in) {
 		r.Recorder.Eventf(ms, nil, e.eventType, e.reason, e.action, "%s", e.note)
 	}
 	if equality.Semantic.DeepEqual(&base.Status, &ms.Status) {
-		return false
+		return false, nil
 	}
 	log := logf.FromContext(ctx)
 	err := r.Status().Patch(ctx, ms, client.MergeFrom(base), client.FieldOwner(FieldManager))
+	if apierrors.IsNotFound(err) {
+		return false, nil // deleted meanwhile
+	}
 	if err != nil {
-		if !apierrors.IsNotFound(err) {
-			log.Error(err, "writing status", "meshsettings", client.ObjectKeyFromObject(ms))
-		}
-		return false
+		return false, fmt.Errorf("writing the status of MeshSettings %s/%s: %w", ms.Namespace, ms.Name, err)
 	}
 	ready := meta.FindStatusCondition(ms.Status.Conditions, meshv1alpha1.ConditionReady)
 	kv := []any{"meshsettings", client.ObjectKeyFromObject(ms), "observedGeneration", ms.Status.ObservedGeneration}
@@ -176,7 +180,7 @@ func (r *MeshSettingsReconciler) writeStatus(ctx context.Context, base, ms *mesh
 		kv = append(kv, "ready", ready.Status, "reason", ready.Reason)
 	}
 	log.Info("wrote status", kv...)
-	return true
+	return true, nil
 }
 
 // writer returns the MeshSettings allowed to write the targets of ms: the
