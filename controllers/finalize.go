@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -161,7 +162,18 @@ func (r *MeshSettingsReconciler) releaseIstiodEnv(ctx context.Context, namespace
 			r.dropRecord(ctx, d, envRecord...)
 	}
 	if len(managed) == 0 && len(replaced) == 0 {
-		return nil, nil
+		owned := ownedEnv(d.ManagedFields, container)
+		if len(owned) == 0 {
+			return nil, nil
+		}
+		// The record was removed (a replace) before a pass could write it
+		// again: the operator owns these entries but cannot prove it added
+		// them rather than took them over, so they stay, without its ownership.
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil { // full managedFields
+			return nil, client.IgnoreNotFound(err)
+		}
+		return []string{fmt.Sprintf("the operator's record on Deployment %s/%s was removed; its environment entries %s were left as they are",
+			namespace, name, strings.Join(owned, ", "))}, r.dropRecord(ctx, d, envRecord...)
 	}
 	restore := make([]corev1.EnvVar, 0, len(replaced))
 	for _, e := range replaced {
@@ -244,4 +256,43 @@ func ignoreGone(err error) error {
 		return nil
 	}
 	return err
+}
+
+// ownedEnv lists the env entries of the container that the operator's field
+// manager applied, from its managedFields entry.
+func ownedEnv(fields []metav1.ManagedFieldsEntry, container string) []string {
+	var names []string
+	for _, f := range fields {
+		if f.Manager != FieldManager || f.Operation != metav1.ManagedFieldsOperationApply || f.FieldsV1 == nil {
+			continue
+		}
+		var set struct {
+			Spec struct {
+				Template struct {
+					Spec struct {
+						Containers map[string]struct {
+							Env map[string]json.RawMessage `json:"f:env"`
+						} `json:"f:containers"`
+					} `json:"f:spec"`
+				} `json:"f:template"`
+			} `json:"f:spec"`
+		}
+		if json.Unmarshal(f.FieldsV1.Raw, &set) != nil {
+			continue
+		}
+		c, ok := set.Spec.Template.Spec.Containers[fmt.Sprintf(`k:{"name":%q}`, container)]
+		if !ok {
+			continue
+		}
+		for k := range c.Env {
+			var key struct {
+				Name string `json:"name"`
+			}
+			if rest, isKey := strings.CutPrefix(k, "k:"); isKey && json.Unmarshal([]byte(rest), &key) == nil {
+				names = append(names, key.Name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
 }

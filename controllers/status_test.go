@@ -231,3 +231,22 @@ func TestTransitionsOfFaults(t *testing.T) {
 		t.Errorf("the same failure again: events %v", reasons(got))
 	}
 }
+
+func TestOwnedEnvReadsTheOperatorsApplyEntry(t *testing.T) {
+	raw := `{"f:metadata":{"f:annotations":{"f:mesh.meshsettings.io/managed-env":{}}},"f:spec":{"f:template":{"f:spec":{"f:containers":{` +
+		`"k:{\"name\":\"discovery\"}":{".":{},"f:env":{"k:{\"name\":\"PILOT_ENABLE_STATUS\"}":{".":{},"f:name":{},"f:value":{}},"k:{\"name\":\"CLUSTER_ID\"}":{".":{},"f:name":{},"f:value":{}}},"f:name":{}},` +
+		`"k:{\"name\":\"sidecar\"}":{".":{},"f:env":{"k:{\"name\":\"OTHER\"}":{}},"f:name":{}}}}}}}`
+	fields := []metav1.ManagedFieldsEntry{
+		{Manager: "helm", Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: &metav1.FieldsV1{Raw: []byte(raw)}},
+		{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply, FieldsV1: &metav1.FieldsV1{Raw: []byte(raw)}},
+	}
+	if got := ownedEnv(fields, "discovery"); strings.Join(got, ",") != "CLUSTER_ID,PILOT_ENABLE_STATUS" {
+		t.Errorf("ownedEnv(discovery) = %v", got)
+	}
+	if got := ownedEnv(fields[:1], "discovery"); len(got) != 0 {
+		t.Errorf("another manager's entries are not the operator's: %v", got)
+	}
+	if got := ownedEnv(fields, "pilot"); len(got) != 0 {
+		t.Errorf("a container the operator never wrote: %v", got)
+	}
+}
