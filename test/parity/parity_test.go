@@ -124,26 +124,34 @@ func sortedNames(m map[string][]byte) []string {
 
 const head = "apiVersion: mesh.meshsettings.io/v1alpha1\nkind: MeshSettings\nmetadata:\n  name: valid\nspec:\n"
 
+// zipkin is a valid Zipkin endpoint.
+const zipkin = "{service: zipkin.istio-system.svc.cluster.local, port: 9411}"
+
 // validSpecs each exercise a part of the API; the samples are added to them.
 var validSpecs = map[string]string{
-	"empty":                 "  {}\n",
-	"outbound allow any":    "  outboundTrafficPolicy: {mode: ALLOW_ANY}\n",
-	"outbound dynamic dns":  "  outboundTrafficPolicy: {mode: ALLOW_ANY_DYNAMIC_DNS}\n",
-	"revision":              "  revision: canary\n",
-	"target":                "  target: {configMapName: istio-mesh, istiodDeploymentName: istiod-main, istiodContainerName: discovery}\n",
-	"discovery selectors":   "  discoverySelectors:\n  - matchLabels: {istio-discovery: enabled}\n  - matchExpressions: [{key: env, operator: Exists}]\n",
-	"zipkin":                "  tracing:\n    samplingPercentage: \"0.5\"\n    providers:\n    - name: zipkin\n      zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411}\n    defaultProviders: [zipkin]\n",
-	"otel grpc by IP":       "  tracing:\n    providers:\n    - name: otel\n      opentelemetry: {service: 10.0.0.7, port: 4317, grpc: {timeout: 500ms}}\n",
-	"datadog namespaced":    "  tracing:\n    providers:\n    - name: dd\n      datadog: {service: datadog/agent.datadog.svc.cluster.local, port: 8126, maxTagLength: 65536}\n",
-	"access log file":       "  accessLogging: {file: /dev/stdout, encoding: TEXT}\n",
-	"access log envoy":      "  accessLogging: {defaultProviders: [envoy]}\n",
-	"ext authz http":        "  authorization:\n    providers:\n    - name: authz\n      envoyExtAuthzHttp: {service: authz.auth.svc.cluster.local, port: 8000, pathPrefix: /check, timeout: 1s}\n",
-	"retry policy":          "  retryPolicy: {attempts: 2, retryOn: [5xx, \"503\"], perTryTimeout: 250ms}\n",
-	"retries off":           "  retryPolicy: {attempts: 0}\n",
-	"drain fixed":           "  drain:\n    drainDuration: 1m30s\n    termination: {strategy: Fixed, duration: 30s}\n",
-	"proxy":                 "  proxy: {imageType: debug, dnsCapture: false, metadata: {ISTIO_META_IDLE_TIMEOUT: 30m}}\n",
-	"istiod":                "  istiod:\n    certProvider: k8s.io/example.com-signer\n    workloadCertTTL: 12h\n    env: [{name: PILOT_ENABLE_STATUS, value: \"true\"}]\n",
-	"namespaces":            "  namespaces:\n  - names: [a, b]\n    dataplane: Sidecar\n    sidecarLabel: InjectionLabel\n  - selector: {matchLabels: {team: x}}\n    dataplane: Ambient\n    waypoint: {name: wp}\n",
+	"empty":                "  {}\n",
+	"outbound allow any":   "  outboundTrafficPolicy: {mode: ALLOW_ANY}\n",
+	"outbound dynamic dns": "  outboundTrafficPolicy: {mode: ALLOW_ANY_DYNAMIC_DNS}\n",
+	"revision":             "  revision: canary\n",
+	"target":               "  target: {configMapName: istio-mesh, istiodDeploymentName: istiod-main, istiodContainerName: discovery}\n",
+	"discovery selectors": "  discoverySelectors:\n  - matchLabels: {istio-discovery: enabled}\n" +
+		"  - matchExpressions: [{key: env, operator: Exists}]\n",
+	"zipkin": "  tracing:\n    samplingPercentage: \"0.5\"\n    providers:\n" +
+		"    - name: zipkin\n      zipkin: " + zipkin + "\n    defaultProviders: [zipkin]\n",
+	"otel grpc by IP": "  tracing:\n    providers:\n    - name: otel\n      opentelemetry: {service: 10.0.0.7, port: 4317, grpc: {timeout: 500ms}}\n",
+	"datadog namespaced": "  tracing:\n    providers:\n    - name: dd\n      " +
+		"datadog: {service: datadog/agent.datadog.svc.cluster.local, port: 8126, maxTagLength: 65536}\n",
+	"access log file":  "  accessLogging: {file: /dev/stdout, encoding: TEXT}\n",
+	"access log envoy": "  accessLogging: {defaultProviders: [envoy]}\n",
+	"ext authz http": "  authorization:\n    providers:\n    - name: authz\n      " +
+		"envoyExtAuthzHttp: {service: authz.auth.svc.cluster.local, port: 8000, pathPrefix: /check, timeout: 1s}\n",
+	"retry policy": "  retryPolicy: {attempts: 2, retryOn: [5xx, \"503\"], perTryTimeout: 250ms}\n",
+	"retries off":  "  retryPolicy: {attempts: 0}\n",
+	"drain fixed":  "  drain:\n    drainDuration: 1m30s\n    termination: {strategy: Fixed, duration: 30s}\n",
+	"proxy":        "  proxy: {imageType: debug, dnsCapture: false, metadata: {ISTIO_META_IDLE_TIMEOUT: 30m}}\n",
+	"istiod":       "  istiod:\n    certProvider: k8s.io/example.com-signer\n    workloadCertTTL: 12h\n    env: [{name: PILOT_ENABLE_STATUS, value: \"true\"}]\n",
+	"namespaces": "  namespaces:\n  - names: [a, b]\n    dataplane: Sidecar\n    sidecarLabel: InjectionLabel\n" +
+		"  - selector: {matchLabels: {team: x}}\n    dataplane: Ambient\n    waypoint: {name: wp}\n",
 	"meshConfig":            "  meshConfig:\n    trustDomain: example.com\n    defaultConfig: {concurrency: 2}\n",
 	"meshConfig connect ok": "  meshConfig: {connectTimeout: 5s, enablePrometheusMerge: false}\n",
 }
@@ -158,7 +166,7 @@ var controllerOnly = map[string]string{
 	"meshConfig value istiod refuses":      "  meshConfig: {connectTimeout: 0.5ms}\n",
 	"selector operator":                    "  discoverySelectors:\n  - matchExpressions: [{key: env, operator: Equals, values: [x]}]\n",
 	"namespace selector without values":    "  namespaces:\n  - selector:\n      matchExpressions: [{key: env, operator: In}]\n    dataplane: Sidecar\n",
-	"provider named like a built-in":       "  tracing:\n    providers:\n    - name: envoy\n      zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411}\n",
+	"provider named like a built-in":       "  tracing:\n    providers:\n    - name: envoy\n      zipkin: " + zipkin + "\n",
 }
 
 var _ = Describe("render and the API server", Ordered, func() {
