@@ -351,4 +351,33 @@ var _ = Describe("regressions under faults, with the operator binary", Ordered, 
 			g.Expect(st.Status.Namespaces.Selected).To(BeEquivalentTo(2000 - 150 + 50 + 100))
 		}, time.Minute, time.Second).Should(Succeed())
 	})
+
+	It("hands over to the standby replica after the leader is SIGKILLed, with one writer at a time", func() {
+		op.Stop()
+		le := []string{"--control-plane-namespace=istio-system", "--health-probe-bind-address=127.0.0.1:0",
+			"--leader-elect", "--leader-election-namespace=istio-system"}
+		startLE := func(name string) *utils.Operator {
+			o, err := env.StartOperator(binary, filepath.Join(workDir, name+".log"), le...)
+			Expect(err).NotTo(HaveOccurred())
+			operators = append(operators, o)
+			return o
+		}
+		a := startLE("faults-replica-a")
+		Eventually(a.Logs, time.Minute, 100*time.Millisecond).Should(ContainSubstring("Successfully acquired lease"))
+		b := startLE("faults-replica-b")
+		Eventually(b.Logs, 30*time.Second, 100*time.Millisecond).Should(ContainSubstring("Attempting to acquire leader lease"))
+		setMode(meshv1alpha1.OutboundAllowAny)
+		ready(time.Minute)
+		Expect(b.Logs()).NotTo(ContainSubstring("Starting Controller"), "the standby must not run the controller")
+
+		By("SIGKILL of the leader: the lease is not released, the standby takes it when it expires")
+		killed := time.Now()
+		a.Kill()
+		Eventually(b.Logs, time.Minute, 50*time.Millisecond).Should(ContainSubstring("Successfully acquired lease"))
+		AddReportEntry("leader takeover after SIGKILL", time.Since(killed).Round(100*time.Millisecond).String())
+		setMode(meshv1alpha1.OutboundRegistryOnly)
+		ready(time.Minute)
+		Expect(meshOf()).To(ContainSubstring("mode: REGISTRY_ONLY"))
+		op = b
+	})
 })
