@@ -69,13 +69,15 @@ func crdCost(ctx context.Context, root string, patches int) error {
 		crds = append(crds, crd)
 	}
 
-	env := &envtest.Environment{CRDs: crds, BinaryAssetsDirectory: utils.AssetsDir(root)}
-	cfg, err := env.Start()
+	// Only the variants: not the shipped CRD of config/crd/bases.
+	cp, err := utils.StartControlPlane(root, func(e *envtest.Environment) {
+		e.CRDDirectoryPaths, e.ErrorIfCRDPathMissing, e.CRDs = nil, false, crds
+	})
 	if err != nil {
 		return err
 	}
-	defer func() { _ = env.Stop() }()
-	c, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
+	defer func() { _ = cp.Stop() }()
+	c, err := client.New(cp.Config, client.Options{Scheme: scheme.Scheme})
 	if err != nil {
 		return err
 	}
@@ -87,7 +89,7 @@ func crdCost(ctx context.Context, root string, patches int) error {
 	for _, g := range groups {
 		u := &unstructured.Unstructured{}
 		u.SetAPIVersion(g.group + "/v1alpha1")
-		u.SetKind("MeshSettings")
+		u.SetKind(kindMeshSettings)
 		u.SetName("bench")
 		u.SetNamespace(istioNS)
 		spec, err := runtimeSpec(stateAt(0))
