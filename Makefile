@@ -72,7 +72,7 @@ test: test-schema manifests generate fmt vet envtest ## Run unit, envtest and e2
 	$(MAKE) test-istiod
 
 # The pure packages: everything but the envtest suites runs in seconds.
-UNIT_PKGS ?= ./api/... ./internal/... ./controllers/... ./test/gitops/...
+UNIT_PKGS ?= ./api/... ./internal/... ./controllers/... ./test/gitops/... ./test/harness/... ./test/textdiff/...
 # The envtest suites are the Ginkgo suites (hack/envtest-suites.sh lists them).
 ENVTEST_SUITES = $(shell hack/envtest-suites.sh)
 
