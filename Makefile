@@ -100,7 +100,7 @@ test-istiod: envtest ## Prove the operator's writes against a real istiod (modul
 
 .PHONY: bench
 bench: manifests envtest ## Benchmarks of the operator binary on a local control plane (latency, scale, steady-state writes, memory) and of render; see BENCHMARKS.md. BENCH_ARGS=-strict fails on a missed target.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./test/bench -render-bench ./internal/render/ $(BENCH_ARGS)
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./test/bench -render-bench "./internal/render/ ./internal/rendercmd/" $(BENCH_ARGS)
 
 ##@ Build
 

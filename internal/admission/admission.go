@@ -10,6 +10,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 
@@ -109,10 +110,12 @@ func (v *Validator) Kind() string { return v.kind }
 //  3. every CEL rule, unless step 2 found an error that blocks them.
 //
 // status is dropped first: the API server ignores it on create. obj is not
-// modified.
+// modified. Safe for concurrent use.
 func (v *Validator) ValidateCreate(ctx context.Context, obj map[string]any) field.ErrorList {
-	obj = runtime.DeepCopyJSON(obj)
-	delete(obj, "status")
+	if _, ok := obj["status"]; ok {
+		obj = maps.Clone(obj) // shallow: only the top level changes
+		delete(obj, "status")
+	}
 
 	unknown := structuralpruning.PruneWithOptions(runtime.DeepCopyJSON(obj), v.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
 	if len(unknown) > 0 {

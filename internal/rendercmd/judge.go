@@ -24,6 +24,8 @@ type verdict struct {
 	// namespace and name of the MeshSettings, as written.
 	namespace, name string
 	out             *Output
+	// text is out, formatted for stdout (see printOne).
+	text string
 	// problems are every error found; any makes the MeshSettings invalid.
 	problems []string
 	// stalled is the reason of the Stalled condition the operator would
@@ -50,7 +52,10 @@ func (v *verdict) object() string {
 
 // judgeAll judges every document, on every CPU: a MeshSettings' judgement
 // does not depend on the others. Verdicts keep the input order.
-func judgeAll(docs []document, cur render.Current) ([]verdict, error) {
+//
+// Each worker also formats its outputs: marshalling YAML costs as much as
+// judging.
+func judgeAll(docs []document, cur render.Current, format string) ([]verdict, error) {
 	validator, err := admission.Default()
 	if err != nil {
 		return nil, err
@@ -64,6 +69,18 @@ func judgeAll(docs []document, cur render.Current) ([]verdict, error) {
 			defer wg.Done()
 			for i := range next {
 				results[i] = judgeDocument(validator, docs[i], cur)
+				for j := range results[i] {
+					v := &results[i][j]
+					if v.out == nil {
+						continue
+					}
+					var b strings.Builder
+					if err := printOne(&b, v, format); err != nil {
+						v.out, v.problems = nil, []string{"cannot be printed: " + err.Error()}
+						continue
+					}
+					v.text = b.String()
+				}
 			}
 		}()
 	}

@@ -132,7 +132,7 @@ func RunWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "render: %v\n", err)
 		return ExitUsage
 	}
-	verdicts, err := judgeAll(docs, cur)
+	verdicts, err := judgeAll(docs, cur, *format)
 	if err != nil {
 		fmt.Fprintf(stderr, "render: %v\n", err)
 		return ExitUsage

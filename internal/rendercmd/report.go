@@ -23,10 +23,10 @@ func report(verdicts []verdict, format string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, problemReport(v))
 		default:
 			valid++
-			if err := printOne(&out, v, format); err != nil {
-				fmt.Fprintf(stderr, "render: %s: %s: %v\n", v.where(), v.object(), err)
-				return ExitUsage
+			if format == "yaml" && out.Len() > 0 {
+				out.WriteString("---\n")
 			}
+			out.WriteString(v.text)
 		}
 	}
 	if _, err := io.WriteString(stdout, out.String()); err != nil {
@@ -62,9 +62,10 @@ func problemReport(v *verdict) string {
 	return b.String()
 }
 
-// printOne appends one MeshSettings' output: in YAML its three documents
-// after a comment naming it, "---" between MeshSettings; in JSON one object
-// per MeshSettings, one after the other (a JSON stream, as jq reads it).
+// printOne formats one MeshSettings' output: in YAML its three documents
+// after a comment naming it (report puts "---" between MeshSettings); in
+// JSON one object (report writes them one after the other: a JSON stream,
+// as jq reads it).
 func printOne(b *strings.Builder, v *verdict, format string) error {
 	if format == "json" {
 		rules := v.out.Rules
@@ -83,9 +84,6 @@ func printOne(b *strings.Builder, v *verdict, format string) error {
 		b.Write(j)
 		b.WriteString("\n")
 		return nil
-	}
-	if b.Len() > 0 {
-		b.WriteString("---\n")
 	}
 	fmt.Fprintf(b, "# %s (%s)\n", v.object(), v.where())
 	return Print(b, v.out)
