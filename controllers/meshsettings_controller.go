@@ -188,7 +188,7 @@ func (r *MeshSettingsReconciler) writeStatus(ctx context.Context, base, ms *mesh
 func (r *MeshSettingsReconciler) writer(ctx context.Context, ms *meshv1alpha1.MeshSettings) (*meshv1alpha1.MeshSettings, error) {
 	var list meshv1alpha1.MeshSettingsList
 	if err := r.List(ctx, &list, client.InNamespace(ms.Namespace)); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing MeshSettings in %s: %w", ms.Namespace, err)
 	}
 	mine := render.TargetsFor(&ms.Spec)
 	winner := ms
@@ -214,25 +214,25 @@ func (r *MeshSettingsReconciler) observe(ctx context.Context, ms *meshv1alpha1.M
 	if err := r.Get(ctx, types.NamespacedName{Namespace: ms.Namespace, Name: t.ConfigMap}, cm); err == nil {
 		obs.configMap = cm
 	} else if !apierrors.IsNotFound(err) {
-		return nil, err
+		return nil, fmt.Errorf("reading ConfigMap %s/%s: %w", ms.Namespace, t.ConfigMap, err)
 	}
 	d := &appsv1.Deployment{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: ms.Namespace, Name: t.IstiodDeployment}, d); err == nil {
 		obs.deployment = d
 	} else if !apierrors.IsNotFound(err) {
-		return nil, err
+		return nil, fmt.Errorf("reading Deployment %s/%s: %w", ms.Namespace, t.IstiodDeployment, err)
 	}
 	nsList := &metav1.PartialObjectMetadataList{}
 	nsList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
 	if err := r.List(ctx, nsList, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing namespaces: %w", err)
 	}
 	obs.namespaces = nsList.Items
 	r.owned.prune(obs.namespaces)
 	obs.owned = &r.owned
 	var all meshv1alpha1.MeshSettingsList
 	if err := r.List(ctx, &all); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing MeshSettings: %w", err)
 	}
 	obs.existing = make(map[string]bool, len(all.Items))
 	for i := range all.Items {
