@@ -18,7 +18,6 @@ import (
 
 const (
 	sample    = "config/samples/mesh_v1alpha1_meshsettings_full.yaml"
-	fixture   = "test/testdata/istio/istio-canary.yaml"
 	msName    = "meshsettings-full"
 	namespace = "istio-system"
 )
@@ -62,11 +61,13 @@ func run(ctx context.Context) error {
 	defer func() { _ = cp.Stop() }()
 	k := &kubectl{cp: cp}
 
-	step("installing Istio as its Helm chart renders it (revision canary): ConfigMap istio-canary, Deployment istiod-canary, app namespaces")
-	k.show("apply", "-f", filepath.Join(root, fixture))
+	step("installing Istio's real istio-discovery chart with Helm (revision canary, " + utils.IstioValuesFile + "): ConfigMap istio-canary, Deployment istiod-canary; and the app namespaces")
+	if err := cp.InstallIstio(root, "--server-side=false"); err != nil {
+		return failure{"install Istio", err}
+	}
 	k.show("get", "deploy,cm", "-n", namespace)
 	if k.err != nil {
-		return failure{"install Istio fixture", k.err}
+		return failure{"install Istio", k.err}
 	}
 
 	step("building the operator from main.go and starting it as its own process")

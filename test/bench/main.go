@@ -59,7 +59,6 @@ const (
 	floorNS    = "bench-floor"
 	floorCM    = "floor"
 	controller = "meshsettings"
-	fixture    = "test/testdata/istio/istio-canary.yaml"
 )
 
 type config struct {
@@ -278,8 +277,8 @@ func (b *bench) run(ctx context.Context) error {
 		b.note("operator binary built from %s with CGO_ENABLED=0 -trimpath -ldflags '%s' (the Dockerfile's flags when stripped): %.1f MiB",
 			src, ldflags, float64(fi.Size())/(1<<20))
 	}
-	if out, err := b.cp.Kubectl("apply", "-f", filepath.Join(b.root, fixture)); err != nil {
-		return fmt.Errorf("installing the Istio fixture: %w: %s", err, out)
+	if err := b.cp.InstallIstio(b.root, "--server-side=false"); err != nil {
+		return fmt.Errorf("installing Istio's chart: %w", err)
 	}
 	if err := b.clients(ctx); err != nil {
 		return err
@@ -381,34 +380,31 @@ func (b *bench) clients(ctx context.Context) error {
 
 // floorObjects creates the objects of the floor measurements in a namespace
 // the operator does not watch: a ConfigMap (by the first apply) and a copy of
-// the fixture's istiod Deployment, applied by kubectl as the fixture is.
+// the istiod Deployment Istio's chart rendered, applied by kubectl.
 func (b *bench) floorObjects(ctx context.Context) error {
 	if err := b.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: floorNS}}); err != nil {
 		return err
 	}
-	raw, err := os.ReadFile(filepath.Join(b.root, fixture))
+	raw, err := b.cp.Kubectl("get", "deployment", istiod, "-n", istioNS, "-o", "yaml")
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, raw)
+	}
+	obj := map[string]any{}
+	if err := yaml.Unmarshal([]byte(raw), &obj); err != nil {
+		return err
+	}
+	// A new object of the same shape: no server-set metadata, no status.
+	md, _ := obj["metadata"].(map[string]any)
+	obj["metadata"] = map[string]any{"name": md["name"], "namespace": floorNS, "labels": md["labels"]}
+	delete(obj, "status")
+	out, err := yaml.Marshal(obj)
 	if err != nil {
 		return err
 	}
-	for _, doc := range strings.Split(string(raw), "\n---") {
-		obj := map[string]any{}
-		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
-			return err
-		}
-		if obj["kind"] != kindDeployment {
-			continue
-		}
-		obj["metadata"].(map[string]any)["namespace"] = floorNS
-		out, err := yaml.Marshal(obj)
-		if err != nil {
-			return err
-		}
-		if res, err := b.cp.KubectlIn(string(out), "apply", "-f", "-"); err != nil {
-			return fmt.Errorf("%w: %s", err, res)
-		}
-		return nil
+	if res, err := b.cp.KubectlIn(string(out), "apply", "-f", "-"); err != nil {
+		return fmt.Errorf("%w: %s", err, res)
 	}
-	return fmt.Errorf("no Deployment in %s", fixture)
+	return nil
 }
 
 // buildOperator builds main.go the way the Dockerfile does, so the binary

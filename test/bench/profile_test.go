@@ -53,8 +53,8 @@ func TestProfileReconciler(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cp.Stop() }()
-	if out, err := cp.Kubectl("apply", "-f", filepath.Join(root, fixture)); err != nil {
-		t.Fatal(err, out)
+	if err := cp.InstallIstio(root, "--server-side=false"); err != nil {
+		t.Fatal(err)
 	}
 
 	scheme := k8sruntime.NewScheme()

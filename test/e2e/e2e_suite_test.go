@@ -35,9 +35,8 @@ var _ = BeforeSuite(func() {
 	binary = filepath.Join(workDir, "meshsettings-operator")
 	Expect(utils.BuildOperator(root, binary)).To(Succeed())
 
-	By("installing Istio the way its Helm chart renders it")
-	_, err := cp.Kubectl("apply", "-f", filepath.Join(root, "test", "testdata", "istio", "istio-canary.yaml"))
-	Expect(err).NotTo(HaveOccurred())
+	By("installing Istio's real istio-discovery chart (revision canary) with Helm, client-side: Helm owns the mesh ConfigMap")
+	Expect(cp.InstallIstio(root, "--server-side=false")).To(Succeed())
 })
 
 // startOperator runs one replica; its log file is kept for failure reports.

@@ -156,7 +156,7 @@ spec:
 		managers := strings.Fields(kubectl("get", "cm", "istio-canary", "-n", ns, "-o", "jsonpath={.metadata.managedFields[*].manager}"))
 		Expect(managers).To(ContainElement("meshsettings-operator"))
 		for _, m := range managers {
-			Expect(m).To(BeElementOf("meshsettings-operator", "kubectl-client-side-apply", "kubectl"))
+			Expect(m).To(BeElementOf("meshsettings-operator", "helm", "kubectl-client-side-apply", "kubectl"))
 		}
 	})
 

@@ -1,9 +1,6 @@
 package helm
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +8,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"github.com/meshsettings/meshsettings-operator/test/utils"
 )
 
 // helmCLI is one real Helm binary and the flags its topology passes to every
@@ -67,49 +66,18 @@ func exitCode(err error) int {
 // hack/helm.sh provides (built once, cached outside the clone).
 func helmBinary(root, major string) string {
 	GinkgoHelper()
-	if bin := os.Getenv("HELM" + major + "_BINARY"); bin != "" {
-		return bin
-	}
-	cmd := exec.Command(filepath.Join(root, "hack", "helm.sh"), major)
-	cmd.Stderr = GinkgoWriter
-	out, err := cmd.Output()
-	Expect(err).NotTo(HaveOccurred(), "hack/helm.sh %s", major)
-	return strings.TrimSpace(string(out))
+	bin, err := utils.HelmBinary(root, major)
+	Expect(err).NotTo(HaveOccurred())
+	return bin
 }
 
-// istioChart returns the directory of one of Istio's charts (relative to
-// manifests/charts) in the istio.io/istio module that test/oracle pins, as
-// the Go module cache holds it: `go mod download` fetches it if needed.
+// istioChart is one of Istio's charts in the istio.io/istio module that
+// test/oracle pins.
 func istioChart(root, rel string) string {
 	GinkgoHelper()
-	pin := istioPin(filepath.Join(root, "test", "oracle", "go.mod"))
-	cmd := exec.Command("go", "mod", "download", "-json", "istio.io/istio@"+pin)
-	cmd.Dir = filepath.Join(root, "test", "oracle")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	Expect(err).NotTo(HaveOccurred(), "go mod download istio.io/istio@%s: %s", pin, stderr.String())
-	var mod struct{ Dir, Error string }
-	Expect(json.Unmarshal(out, &mod)).To(Succeed())
-	Expect(mod.Error).To(BeEmpty())
-	dir := filepath.Join(mod.Dir, "manifests", "charts", rel)
-	Expect(filepath.Join(dir, "Chart.yaml")).To(BeAnExistingFile())
-	return dir
-}
-
-// istioPin reads the istio.io/istio version a go.mod requires.
-func istioPin(gomod string) string {
-	GinkgoHelper()
-	data, err := os.ReadFile(gomod)
+	dir, err := utils.IstioChart(root, rel)
 	Expect(err).NotTo(HaveOccurred())
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
-		if len(f) >= 2 && f[0] == "istio.io/istio" {
-			return f[1]
-		}
-	}
-	Fail(fmt.Sprintf("%s requires no istio.io/istio", gomod))
-	return ""
+	return dir
 }
 
 // valuesFile writes Helm values (YAML) to a file and returns its path.
