@@ -125,6 +125,7 @@ func computePlan(ms *meshv1alpha1.MeshSettings, obs *observed) (*plan, error) {
 	if container != nil {
 		p.deploymentApply = planEnv(obs.deployment, container, p.env.Env)
 	}
+	p.env.Warnings = append(slices.Clone(p.env.Warnings), render.HeaderEnvWarnings(spec, istiodEnvNames(obs.deployment, container, p.env.Env))...)
 
 	// Namespace labels.
 	if err := planNamespaces(p, ms, d.Rules, obs); err != nil {
@@ -196,6 +197,27 @@ func planEnv(d *appsv1.Deployment, container *corev1.Container, want []corev1.En
 		return nil
 	}
 	return deploymentEnvApply(d, container.Name, desired, annotations)
+}
+
+// istiodEnvNames are the variables istiod's container will carry once the
+// plan is applied: the operator's entries, and the live entries of other
+// managers (Helm's, kubectl's); not the operator's own live entries, which
+// the apply may remove.
+func istiodEnvNames(d *appsv1.Deployment, container *corev1.Container, want []corev1.EnvVar) map[string]bool {
+	names := map[string]bool{}
+	for _, e := range want {
+		names[e.Name] = true
+	}
+	if container == nil {
+		return names
+	}
+	managed, _, _ := envRecords(d.Annotations)
+	for _, e := range container.Env {
+		if !slices.Contains(managed, e.Name) {
+			names[e.Name] = true
+		}
+	}
+	return names
 }
 
 // orderLikeLive sorts env entries into the order they have in the live list,

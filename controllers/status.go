@@ -196,6 +196,7 @@ func warnings(p *plan) []string {
 	if len(p.env.Ignored) > 0 {
 		w = append(w, fmt.Sprintf("%d settings ignored by istiod %s (see status.ignoredSettings)", len(p.env.Ignored), p.istiodTag))
 	}
+	w = append(w, p.env.Warnings...)
 	return w
 }
 

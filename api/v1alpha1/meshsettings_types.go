@@ -367,7 +367,11 @@ type HTTPHeader struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=4096
 	Value *string `json:"value,omitempty"`
-	// envName is an environment variable of the proxy holding the value.
+	// envName is an environment variable holding the value. istiod reads it
+	// from its own environment when it builds the proxies' config (not the
+	// proxy's): set it in spec.istiod.env (valueFrom.secretKeyRef for a
+	// token) or in istiod's Deployment. A name set in neither sends the header
+	// empty; the Ready condition's message warns about it.
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_]*$`
@@ -751,8 +755,11 @@ type IstiodFeatures struct {
 	// Envoy clusters on first use. Removed in Istio 1.26.
 	// +optional
 	DeferredClusterCreation *bool `json:"deferredClusterCreation,omitempty"`
-	// deferredStatsCreation (ENABLE_DEFERRED_STATS_CREATION) creates Envoy
-	// cluster stats lazily.
+	// deferredStatsCreation is deprecated and has no effect: it named
+	// ENABLE_DEFERRED_STATS_CREATION, which no istiod reads (it is not among
+	// the variables pilot-discovery lists, and Istio's proxy bootstrap always
+	// creates Envoy stats lazily). The field is still accepted, is never
+	// written, and is listed in status.ignoredSettings.
 	// +optional
 	DeferredStatsCreation *bool `json:"deferredStatsCreation,omitempty"`
 	// enhancedDestinationRuleMerge (ENABLE_ENHANCED_DESTINATIONRULE_MERGE)
@@ -769,20 +776,54 @@ type IstiodFeatures struct {
 	ExcludeUnsafe503FromDefaultRetry *bool `json:"excludeUnsafe503FromDefaultRetry,omitempty"`
 }
 
-// EnvVar is one istiod environment variable.
+// EnvVar is one istiod environment variable: a literal value, or a key of
+// a Secret in istiod's namespace (exactly one of value and valueFrom).
 //
 // +kubebuilder:validation:XValidation:rule="!(self.name in ['PILOT_TRACE_SAMPLING', 'PILOT_CERT_PROVIDER', 'CLUSTER_ID', 'DEFAULT_WORKLOAD_CERT_TTL', 'CITADEL_SELF_SIGNED_CA_CERT_TTL', 'CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL', 'PILOT_JWT_PUB_KEY_REFRESH_INTERVAL', 'ENABLE_ENHANCED_RESOURCE_SCOPING', 'ENABLE_DEFERRED_CLUSTER_CREATION', 'ENABLE_DEFERRED_STATS_CREATION', 'ENABLE_ENHANCED_DESTINATIONRULE_MERGE', 'ENABLE_INBOUND_RETRY_POLICY', 'EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY'])",messageExpression="'env ' + self.name + ' is set by a typed field of spec.istiod or spec.tracing; set it there'"
+// +kubebuilder:validation:XValidation:rule="has(self.value) != has(self.valueFrom)",messageExpression="'env ' + self.name + ' must set exactly one of value, valueFrom'"
 type EnvVar struct {
-	// name of the variable.
+	// name of the variable. Names the pinned istiod does not read are
+	// written as given and reported in the Ready condition's message.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_]*$`
 	Name string `json:"name"`
-	// value of the variable.
-	// +required
+	// value of the variable; an empty value is written value: "".
+	// +optional
 	// +kubebuilder:validation:MaxLength=4096
-	Value string `json:"value"`
+	Value string `json:"value,omitempty"`
+	// valueFrom sources the value from a Secret, for example the token an
+	// OpenTelemetry provider's header names with envName. The entry is written
+	// on istiod as a secretKeyRef: the kubelet reads the Secret when it starts
+	// istiod's pods; the operator has no access to Secrets and never reads
+	// it. A missing Secret or key stops istiod's new pods
+	// (CreateContainerConfigError) while the old ones keep running.
+	// +optional
+	ValueFrom *EnvVarSource `json:"valueFrom,omitempty"`
+}
+
+// EnvVarSource is where an istiod environment variable's value comes from.
+type EnvVarSource struct {
+	// secretKeyRef selects a key of a Secret in istiod's namespace.
+	// +required
+	SecretKeyRef *SecretKeySelector `json:"secretKeyRef"`
+}
+
+// SecretKeySelector selects a key of a Secret in istiod's namespace.
+type SecretKeySelector struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+	// key of the Secret's data.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
 }
 
 // Dataplane is the data plane a namespace joins.

@@ -56,7 +56,6 @@ var allEnvWant = map[string]string{
 	"PILOT_JWT_PUB_KEY_REFRESH_INTERVAL":           "20m30s",
 	"ENABLE_ENHANCED_RESOURCE_SCOPING":             "true",
 	"ENABLE_DEFERRED_CLUSTER_CREATION":             "false",
-	"ENABLE_DEFERRED_STATS_CREATION":               "true",
 	"ENABLE_ENHANCED_DESTINATIONRULE_MERGE":        "false",
 	"ENABLE_INBOUND_RETRY_POLICY":                  "true",
 	"EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY":        "false",
@@ -65,10 +64,17 @@ var allEnvWant = map[string]string{
 	"ZZ_LAST":                                      "",
 }
 
+// deprecatedStats is how the deprecated deferredStatsCreation is reported
+// whatever the version: accepted, never written.
+func isDeprecatedStats(ig v1alpha1.IgnoredSetting) bool {
+	return ig.Field == "spec.istiod.features.deferredStatsCreation" && ig.Name == "ENABLE_DEFERRED_STATS_CREATION" &&
+		strings.Contains(ig.Reason, "deprecated") && strings.Contains(ig.Reason, "never written")
+}
+
 func TestEnvEveryTypedField(t *testing.T) {
 	res := Env(allEnvSpec(), "1.24.0")
-	if len(res.Ignored) != 0 {
-		t.Fatalf("istiod 1.24 reads every variable, got ignored %+v", res.Ignored)
+	if len(res.Ignored) != 1 || !isDeprecatedStats(res.Ignored[0]) {
+		t.Fatalf("istiod 1.24 reads every variable but the deprecated one, got ignored %+v", res.Ignored)
 	}
 	got := map[string]string{}
 	for _, e := range res.Env {
@@ -133,6 +139,7 @@ func TestEnvIgnoredByVersion(t *testing.T) {
 		{"1.26.2-distroless", []string{"ENABLE_ENHANCED_RESOURCE_SCOPING", "ENABLE_DEFERRED_CLUSTER_CREATION"}},
 		{"1.27.0", []string{"ENABLE_ENHANCED_RESOURCE_SCOPING", "ENABLE_DEFERRED_CLUSTER_CREATION", "ENABLE_INBOUND_RETRY_POLICY", "EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY"}},
 		{"1.28.1", []string{"ENABLE_ENHANCED_RESOURCE_SCOPING", "ENABLE_DEFERRED_CLUSTER_CREATION", "ENABLE_INBOUND_RETRY_POLICY", "EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY"}},
+		{"1.31.0", []string{"ENABLE_ENHANCED_RESOURCE_SCOPING", "ENABLE_DEFERRED_CLUSTER_CREATION", "ENABLE_INBOUND_RETRY_POLICY", "EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY"}},
 		{"2.0.0", []string{"ENABLE_ENHANCED_RESOURCE_SCOPING", "ENABLE_DEFERRED_CLUSTER_CREATION", "ENABLE_INBOUND_RETRY_POLICY", "EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY"}},
 		// An unknown version cannot prove a variable unread: everything is written.
 		{"latest", nil},
@@ -142,7 +149,11 @@ func TestEnvIgnoredByVersion(t *testing.T) {
 		t.Run("tag="+c.tag, func(t *testing.T) {
 			res := Env(allEnvSpec(), c.tag)
 			var gotIgnored []string
-			for _, ig := range res.Ignored {
+			deprecated := slices.IndexFunc(res.Ignored, isDeprecatedStats)
+			if deprecated < 0 {
+				t.Fatalf("the deprecated deferredStatsCreation must be ignored whatever the version, got %+v", res.Ignored)
+			}
+			for _, ig := range slices.Delete(slices.Clone(res.Ignored), deprecated, deprecated+1) {
 				gotIgnored = append(gotIgnored, ig.Name)
 				if ig.Field != removed[ig.Name] {
 					t.Errorf("%s: field %q, want %q", ig.Name, ig.Field, removed[ig.Name])
@@ -164,6 +175,72 @@ func TestEnvIgnoredByVersion(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestEnvNamesThePinnedIstiodDoesNotRead(t *testing.T) {
+	release, names := IstiodEnvNames()
+	if len(names) < 100 || !slices.Contains(names, "PILOT_TRACE_SAMPLING") || slices.Contains(names, "ENABLE_DEFERRED_STATS_CREATION") {
+		t.Fatalf("istiod_env.txt does not look like pilot-discovery's list: %d names", len(names))
+	}
+	spec := allEnvSpec()
+	spec.Istiod.Env = append(spec.Istiod.Env, v1alpha1.EnvVar{Name: "PILOT_ENABLE_STATUS", Value: "true"}, v1alpha1.EnvVar{Name: "GOMEMLIMIT", Value: "1GiB"})
+	pinned := release.String() + ".2"
+	res := Env(spec, pinned)
+	written := map[string]bool{}
+	for _, e := range res.Env {
+		written[e.Name] = true
+	}
+	// Free-form names istiod does not read are written as asked, with a warning each.
+	unread := []string{"AUTO_RELOAD_PLUGIN_CERTS", "ZZ_LAST", "PILOT_ENABLE_STATUS"}
+	for _, name := range unread {
+		if !written[name] {
+			t.Errorf("%s: a spec.istiod.env entry must be written as given", name)
+		}
+	}
+	if len(res.Warnings) != len(unread) {
+		t.Fatalf("want one warning each for %v, got %q", unread, res.Warnings)
+	}
+	for n, name := range unread {
+		if !strings.Contains(res.Warnings[n], "spec.istiod.env["+name+"]") || !strings.Contains(res.Warnings[n], pinned) {
+			t.Errorf("warning %q should name spec.istiod.env[%s] and istiod %s", res.Warnings[n], name, pinned)
+		}
+	}
+	// Every written name is one the pinned istiod reads, or a warned free-form one.
+	for name := range written {
+		if !slices.Contains(names, name) && !slices.Contains(unread, name) && name != "GOMEMLIMIT" {
+			t.Errorf("%s is written but istiod %s does not read it", name, pinned)
+		}
+	}
+	// Other releases: no list, no warnings.
+	if res := Env(spec, "1.28.0"); len(res.Warnings) != 0 {
+		t.Errorf("istiod 1.28: the generated list does not describe it, want no warnings, got %q", res.Warnings)
+	}
+}
+
+func TestEnvFromSecret(t *testing.T) {
+	spec := &v1alpha1.MeshSettingsSpec{Istiod: &v1alpha1.Istiod{Env: []v1alpha1.EnvVar{
+		{Name: "OTEL_AUTH", ValueFrom: &v1alpha1.EnvVarSource{SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "otel-token", Key: "header"}}},
+	}}}
+	want := []corev1.EnvVar{{Name: "OTEL_AUTH", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "otel-token"}, Key: "header"}}}}
+	if got := Env(spec, "1.31.0").Env; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestHeaderEnvWarnings(t *testing.T) {
+	env := "OTEL_AUTH"
+	spec := &v1alpha1.MeshSettingsSpec{Tracing: &v1alpha1.Tracing{Providers: []v1alpha1.TracingProvider{{
+		Name: "otel", OpenTelemetry: &v1alpha1.OpenTelemetryProvider{HTTP: &v1alpha1.OpenTelemetryHTTP{Path: "/v1/traces",
+			Headers: []v1alpha1.HTTPHeader{{Name: "x-literal", Value: ptrTo("v")}, {Name: "authorization", EnvName: &env}}}},
+	}}}}
+	w := HeaderEnvWarnings(spec, map[string]bool{"OTHER": true})
+	if len(w) != 1 || !strings.Contains(w[0], "otel") || !strings.Contains(w[0], "authorization") || !strings.Contains(w[0], "OTEL_AUTH") {
+		t.Errorf("want one warning naming provider, header and variable, got %q", w)
+	}
+	if w := HeaderEnvWarnings(spec, map[string]bool{"OTEL_AUTH": true}); len(w) != 0 {
+		t.Errorf("a set variable needs no warning, got %q", w)
 	}
 }
 

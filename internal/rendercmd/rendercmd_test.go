@@ -346,18 +346,20 @@ func TestRunUsage(t *testing.T) {
 }
 
 func TestRunIgnoredSettings(t *testing.T) {
-	f := writeTemp(t, "apiVersion: mesh.meshsettings.io/v1alpha1\nkind: MeshSettings\nmetadata:\n  name: x\nspec:\n  istiod:\n    features:\n      enhancedResourceScoping: true\n      deferredStatsCreation: true\n")
+	f := writeTemp(t, "apiVersion: mesh.meshsettings.io/v1alpha1\nkind: MeshSettings\nmetadata:\n  name: x\nspec:\n  istiod:\n    features:\n      enhancedResourceScoping: true\n      enhancedDestinationRuleMerge: true\n      deferredStatsCreation: true\n")
 	_, out, _ := run("-f", f, "--istiod-version", "1.28.1")
 	o := parseOutput(t, out)
-	if len(o.env.Env) != 1 || o.env.Env[0].Name != "ENABLE_DEFERRED_STATS_CREATION" {
+	if len(o.env.Env) != 1 || o.env.Env[0].Name != "ENABLE_ENHANCED_DESTINATIONRULE_MERGE" {
 		t.Errorf("env %v", o.env.Env)
 	}
-	if len(o.env.Ignored) != 1 || o.env.Ignored[0].Name != "ENABLE_ENHANCED_RESOURCE_SCOPING" || o.env.Ignored[0].Field != "spec.istiod.features.enhancedResourceScoping" {
+	// Removed in 1.25 for this version; the deprecated flag whatever the version.
+	if len(o.env.Ignored) != 2 || o.env.Ignored[0].Name != "ENABLE_ENHANCED_RESOURCE_SCOPING" || o.env.Ignored[0].Field != "spec.istiod.features.enhancedResourceScoping" ||
+		o.env.Ignored[1].Name != "ENABLE_DEFERRED_STATS_CREATION" || o.env.Ignored[1].Field != "spec.istiod.features.deferredStatsCreation" {
 		t.Errorf("ignored %v", o.env.Ignored)
 	}
-	// Without a version nothing is known to be unread: both are written.
+	// Without a version nothing is known to be removed: only the deprecated flag is left out.
 	_, out, _ = run("-f", f)
-	if o := parseOutput(t, out); len(o.env.Env) != 2 || len(o.env.Ignored) != 0 || strings.Contains(out, "ignored:") {
+	if o := parseOutput(t, out); len(o.env.Env) != 2 || len(o.env.Ignored) != 1 || o.env.Ignored[0].Name != "ENABLE_DEFERRED_STATS_CREATION" {
 		t.Errorf("without --istiod-version: env %v, ignored %v", o.env.Env, o.env.Ignored)
 	}
 }

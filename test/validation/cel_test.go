@@ -842,7 +842,17 @@ var _ = Describe("CEL rules", func() {
 		cases := []celCase{
 			{name: "other variables are accepted", mutate: env(
 				meshv1alpha1.EnvVar{Name: "PILOT_ENABLE_STATUS", Value: "true"},
-				meshv1alpha1.EnvVar{Name: "PILOT_TRACE_SAMPLING_EXTRA", Value: ""})},
+				meshv1alpha1.EnvVar{Name: "PILOT_TRACE_SAMPLING_EXTRA", Value: "1"})},
+			{name: "valueFrom.secretKeyRef alone is accepted", mutate: env(meshv1alpha1.EnvVar{Name: "OTEL_AUTH",
+				ValueFrom: &meshv1alpha1.EnvVarSource{SecretKeyRef: &meshv1alpha1.SecretKeySelector{Name: "otel-token", Key: "header"}}})},
+			{name: "value and valueFrom together are rejected", mutate: env(meshv1alpha1.EnvVar{Name: "OTEL_AUTH", Value: "x",
+				ValueFrom: &meshv1alpha1.EnvVarSource{SecretKeyRef: &meshv1alpha1.SecretKeySelector{Name: "otel-token", Key: "header"}}}),
+				wantErrors: []string{"spec.istiod.env[0]", "env OTEL_AUTH must set exactly one of value, valueFrom"}},
+			{name: "neither value nor valueFrom is rejected", mutate: env(meshv1alpha1.EnvVar{Name: "OTEL_AUTH"}),
+				wantErrors: []string{"spec.istiod.env[0]", "env OTEL_AUTH must set exactly one of value, valueFrom"}},
+			{name: "a secretKeyRef without key is rejected", mutate: env(meshv1alpha1.EnvVar{Name: "OTEL_AUTH",
+				ValueFrom: &meshv1alpha1.EnvVarSource{SecretKeyRef: &meshv1alpha1.SecretKeySelector{Name: "otel-token"}}}),
+				wantErrors: []string{"spec.istiod.env[0].valueFrom.secretKeyRef.key"}},
 		}
 		for _, reserved := range []string{
 			"PILOT_TRACE_SAMPLING", "PILOT_CERT_PROVIDER", "CLUSTER_ID", "DEFAULT_WORKLOAD_CERT_TTL",

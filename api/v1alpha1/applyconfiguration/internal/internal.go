@@ -147,6 +147,15 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: value
       type:
         scalar: string
+    - name: valueFrom
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.EnvVarSource
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.EnvVarSource
+  map:
+    fields:
+    - name: secretKeyRef
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.SecretKeySelector
 - name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.EnvoyExtAuthzGRPCProvider
   map:
     fields:
@@ -561,6 +570,15 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: retryRemoteLocalities
       type:
         scalar: boolean
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.SecretKeySelector
+  map:
+    fields:
+    - name: key
+      type:
+        scalar: string
+    - name: name
+      type:
+        scalar: string
 - name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.SidecarLabel
   scalar: string
 - name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.SkyWalkingProvider

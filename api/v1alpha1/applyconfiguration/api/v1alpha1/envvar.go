@@ -20,12 +20,21 @@ package v1alpha1
 // EnvVarApplyConfiguration represents a declarative configuration of the EnvVar type for use
 // with apply.
 //
-// EnvVar is one istiod environment variable.
+// EnvVar is one istiod environment variable: a literal value, or a key of
+// a Secret in istiod's namespace (exactly one of value and valueFrom).
 type EnvVarApplyConfiguration struct {
-	// name of the variable.
+	// name of the variable. Names the pinned istiod does not read are
+	// written as given and reported in the Ready condition's message.
 	Name *string `json:"name,omitempty"`
-	// value of the variable.
+	// value of the variable; an empty value is written value: "".
 	Value *string `json:"value,omitempty"`
+	// valueFrom sources the value from a Secret, for example the token an
+	// OpenTelemetry provider's header names with envName. The entry is written
+	// on istiod as a secretKeyRef: the kubelet reads the Secret when it starts
+	// istiod's pods; the operator has no access to Secrets and never reads
+	// it. A missing Secret or key stops istiod's new pods
+	// (CreateContainerConfigError) while the old ones keep running.
+	ValueFrom *EnvVarSourceApplyConfiguration `json:"valueFrom,omitempty"`
 }
 
 // EnvVarApplyConfiguration constructs a declarative configuration of the EnvVar type for use with
@@ -47,5 +56,13 @@ func (b *EnvVarApplyConfiguration) WithName(value string) *EnvVarApplyConfigurat
 // If called multiple times, the Value field is set to the value of the last call.
 func (b *EnvVarApplyConfiguration) WithValue(value string) *EnvVarApplyConfiguration {
 	b.Value = &value
+	return b
+}
+
+// WithValueFrom sets the ValueFrom field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ValueFrom field is set to the value of the last call.
+func (b *EnvVarApplyConfiguration) WithValueFrom(value *EnvVarSourceApplyConfiguration) *EnvVarApplyConfiguration {
+	b.ValueFrom = value
 	return b
 }

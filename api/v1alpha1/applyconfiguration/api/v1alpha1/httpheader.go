@@ -27,7 +27,11 @@ type HTTPHeaderApplyConfiguration struct {
 	Name *string `json:"name,omitempty"`
 	// value of the header.
 	Value *string `json:"value,omitempty"`
-	// envName is an environment variable of the proxy holding the value.
+	// envName is an environment variable holding the value. istiod reads it
+	// from its own environment when it builds the proxies' config (not the
+	// proxy's): set it in spec.istiod.env (valueFrom.secretKeyRef for a
+	// token) or in istiod's Deployment. A name set in neither sends the header
+	// empty; the Ready condition's message warns about it.
 	EnvName *string `json:"envName,omitempty"`
 }
 

@@ -28,8 +28,11 @@ type IstiodFeaturesApplyConfiguration struct {
 	// deferredClusterCreation (ENABLE_DEFERRED_CLUSTER_CREATION) creates
 	// Envoy clusters on first use. Removed in Istio 1.26.
 	DeferredClusterCreation *bool `json:"deferredClusterCreation,omitempty"`
-	// deferredStatsCreation (ENABLE_DEFERRED_STATS_CREATION) creates Envoy
-	// cluster stats lazily.
+	// deferredStatsCreation is deprecated and has no effect: it named
+	// ENABLE_DEFERRED_STATS_CREATION, which no istiod reads (it is not among
+	// the variables pilot-discovery lists, and Istio's proxy bootstrap always
+	// creates Envoy stats lazily). The field is still accepted, is never
+	// written, and is listed in status.ignoredSettings.
 	DeferredStatsCreation *bool `json:"deferredStatsCreation,omitempty"`
 	// enhancedDestinationRuleMerge (ENABLE_ENHANCED_DESTINATIONRULE_MERGE)
 	// merges DestinationRules with different exportTo.
