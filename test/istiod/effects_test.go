@@ -7,9 +7,12 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshsettings/meshsettings-operator/test/harness/istiod"
 )
 
 const (
@@ -40,7 +43,12 @@ tracing:
         timeout: 5s
         headers:
         - {name: x-scope-orgid, value: platform}
+        - {name: authorization, envName: OTEL_AUTH}
   defaultProviders: [otel-http]
+istiod:
+  env:
+  - name: OTEL_AUTH
+    valueFrom: {secretKeyRef: {name: otel-token, key: header}}
 namespaces:
 - names: [bookinfo]
   dataplane: Sidecar
@@ -71,6 +79,11 @@ var _ = Describe("Envoy effects: what a sidecar in a labeled namespace receives 
 		service(appNS, "reviews", 9080, map[string]string{"istio-discovery": "enabled"})
 		service(collectorNS, "opentelemetry-collector", 4318, map[string]string{"istio-discovery": "enabled"})
 		service(hiddenNS, "hidden", 8080, map[string]string{"team": "other"})
+		By("the token Secret: the operator never reads it, the (emulated) kubelet does")
+		Expect(env.Client.Create(env.Ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "otel-token", Namespace: istioNS},
+			Data:       map[string][]byte{"header": []byte("Bearer s3cr3t")},
+		})).To(Succeed())
 		DeferCleanup(func() {
 			deleteSettings("effects")
 			By("rolling istiod back to the Deployment's env without the operator's entries")
@@ -117,8 +130,14 @@ var _ = Describe("Envoy effects: what a sidecar in a labeled namespace receives 
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(otel.GetHttpService().GetHttpUri().GetCluster()).To(Equal("outbound|4318||" + otelHost))
 			g.Expect(otel.GetHttpService().GetHttpUri().GetUri()).To(HaveSuffix("/v1/traces"))
-			g.Expect(Headers(otel.GetHttpService().GetRequestHeadersToAdd())).To(HaveKeyWithValue("x-scope-orgid", "platform"))
+			hs := Headers(otel.GetHttpService().GetRequestHeadersToAdd())
+			g.Expect(hs).To(HaveKeyWithValue("x-scope-orgid", "platform"))
+			By("istiod resolves envName from its own environment: before a rollout it has no OTEL_AUTH")
+			g.Expect(hs).To(HaveKeyWithValue("authorization", ""))
 		}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
+		By("the operator wrote the variable as a secretKeyRef, not a value")
+		Expect(deploymentEnvEntry("istiod", "OTEL_AUTH")).To(Equal(corev1.EnvVar{Name: "OTEL_AUTH", ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "otel-token"}, Key: "header"}}}))
 	})
 
 	It("samplingPercentage: random_sampling after istiod restarts with the Deployment's env (a rollout)", func() {
@@ -137,7 +156,29 @@ var _ = Describe("Envoy effects: what a sidecar in a labeled namespace receives 
 			h, err := sidecar(g).OutboundHCM(9080)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(h.GetTracing().GetRandomSampling().GetValue()).To(BeNumerically("==", 10))
+			otel, err := OpenTelemetry(h)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(Headers(otel.GetHttpService().GetRequestHeadersToAdd())).To(HaveKeyWithValue("authorization", "Bearer s3cr3t"),
+				"the header carries the Secret's value once istiod runs with the Deployment's env")
 		}, 30*time.Second, 100*time.Millisecond).Should(Succeed())
+	})
+
+	It("a Secret without the key stops istiod's new pods (CreateContainerConfigError, as the kubelet reports it)", func() {
+		secret := &corev1.Secret{}
+		Expect(env.Client.Get(env.Ctx, client.ObjectKey{Namespace: istioNS, Name: "otel-token"}, secret)).To(Succeed())
+		secret.Data = map[string][]byte{"other": []byte("x")}
+		Expect(env.Client.Update(env.Ctx, secret)).To(Succeed())
+		DeferCleanup(func() {
+			secret.Data = map[string][]byte{"header": []byte("Bearer s3cr3t")}
+			Expect(env.Client.Update(env.Ctx, secret)).To(Succeed())
+		})
+		dep := &appsv1.Deployment{}
+		Expect(env.Client.Get(env.Ctx, client.ObjectKey{Namespace: istioNS, Name: "istiod"}, dep)).To(Succeed())
+		_, err := istiod.ContainerEnv(env.Ctx, clientset, dep, "discovery")
+		Expect(err).To(MatchError(And(ContainSubstring("CreateContainerConfigError"), ContainSubstring("couldn't find key header in Secret istio-system/otel-token"))))
+		By("the operator still reports its own writes applied: it cannot see Secrets (no RBAC, by design)")
+		ok, _ := applied("effects", currentGeneration("effects"))
+		Expect(ok).To(BeTrue())
 	})
 
 	It("ALLOW_ANY: catch-all to PassthroughCluster and the allow_any virtual host, live", func() {

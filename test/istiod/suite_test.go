@@ -236,3 +236,29 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	idx := int(float64(len(s)-1) * p)
 	return s[idx]
 }
+
+// currentGeneration is a MeshSettings' metadata.generation.
+func currentGeneration(name string) int64 {
+	GinkgoHelper()
+	ms := &meshv1alpha1.MeshSettings{}
+	Expect(env.Client.Get(env.Ctx, client.ObjectKey{Namespace: istioNS, Name: name}, ms)).To(Succeed())
+	return ms.Generation
+}
+
+// deploymentEnvEntry is one env entry of a Deployment's discovery container.
+func deploymentEnvEntry(deployment, name string) corev1.EnvVar {
+	GinkgoHelper()
+	dep := &appsv1.Deployment{}
+	Expect(env.Client.Get(env.Ctx, client.ObjectKey{Namespace: istioNS, Name: deployment}, dep)).To(Succeed())
+	for _, c := range dep.Spec.Template.Spec.Containers {
+		if c.Name == "discovery" {
+			for _, e := range c.Env {
+				if e.Name == name {
+					return e
+				}
+			}
+		}
+	}
+	Fail("no env " + name + " on " + deployment)
+	return corev1.EnvVar{}
+}
