@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -202,7 +203,7 @@ func TestGoldenOutputsAreConsistent(t *testing.T) {
 			if !slices.IsSortedFunc(o.env.Env, func(a, b corev1.EnvVar) int { return strings.Compare(a.Name, b.Name) }) {
 				t.Errorf("env not sorted: %v", o.env.Env)
 			}
-			if want := render.Env(&ms.Spec, goldenTag); !slices.Equal(o.env.Env, want.Env) && (len(want.Env) > 0 || len(o.env.Env) > 0) {
+			if want := render.Env(&ms.Spec, goldenTag); !reflect.DeepEqual(o.env.Env, want.Env) && (len(want.Env) > 0 || len(o.env.Env) > 0) {
 				t.Errorf("env %v, want %v", o.env.Env, want.Env)
 			}
 
