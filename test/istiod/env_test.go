@@ -70,6 +70,8 @@ var _ = Describe("istiod env: what the operator writes is what istiod reads", Or
 		})).To(Succeed())
 		DeferCleanup(func() {
 			deleteSettings("env")
+			Eventually(func() []string { return deploymentEnv("istiod") }, 20*time.Second, 50*time.Millisecond).
+				ShouldNot(ContainElement(HavePrefix("PILOT_TRACE_SAMPLING=")), "deletion removes the operator's env entries")
 			Expect(mainIstiod.Restart(env.Ctx, deploymentEnv("istiod"))).To(Succeed())
 		})
 		gen := applySpec("env", spec)

@@ -146,7 +146,7 @@ func deploymentEnv(name string) []string {
 	Expect(env.Client.Get(env.Ctx, client.ObjectKey{Namespace: istioNS, Name: name}, dep)).To(Succeed())
 	vars, err := istiod.ContainerEnv(env.Ctx, clientset, dep, "discovery")
 	Expect(err).NotTo(HaveOccurred())
-	var out []string
+	out := []string{} // not nil: Restart keeps the old env on nil
 	for _, v := range vars {
 		switch strings.SplitN(v, "=", 2)[0] {
 		case "KUBECONFIG", "POD_NAME", "POD_NAMESPACE", "REVISION":

@@ -30,7 +30,7 @@ func ContainerEnv(ctx context.Context, cs kubernetes.Interface, dep *appsv1.Depl
 	if c == nil {
 		return nil, fmt.Errorf("deployment %s/%s has no container %q", dep.Namespace, dep.Name, container)
 	}
-	var env []string
+	env := []string{} // not nil: an empty env is a valid Restart argument
 	for _, e := range c.Env {
 		value, set, err := resolve(ctx, cs, dep, e)
 		if err != nil {

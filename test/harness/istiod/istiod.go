@@ -119,8 +119,9 @@ func Start(ctx context.Context, opts Options) (*Istiod, error) {
 	return i, nil
 }
 
-// Restart stops istiod and starts it again with env as Options.Env (nil
-// keeps the current one), as a rollout of the Deployment would.
+// Restart stops istiod and starts it again with env as Options.Env, as a
+// rollout of the Deployment would. A nil env keeps the current one; an empty
+// (non-nil) env clears it.
 func (i *Istiod) Restart(ctx context.Context, env []string) error {
 	if err := i.stop(); err != nil {
 		return err
