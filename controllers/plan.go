@@ -65,6 +65,11 @@ type plan struct {
 	labeled          int32
 	conflicts        []meshv1alpha1.LabelConflict
 
+	// release is the Istio release the spec was checked against; unread
+	// are other managers' mesh keys that release does not read.
+	release render.TargetRelease
+	unread  []string
+
 	// selectorWarning is set when discoverySelectors miss istiod's own namespace.
 	selectorWarning string
 	// recordProblem is set when the operator's record on the ConfigMap is
@@ -110,6 +115,7 @@ func computePlan(ms *meshv1alpha1.MeshSettings, obs *observed) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.release, p.unread = d.Release, d.Unread
 	p.meshDocument = d.Mesh.Document
 	p.meshHash = d.MeshHash
 	if cm := obs.configMap; cm == nil || cm.Data[render.MeshKey] != d.Mesh.Document ||

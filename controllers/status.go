@@ -159,7 +159,8 @@ func deriveStatus(old *meshv1alpha1.MeshSettingsStatus, in *pass, now metav1.Tim
 
 	// The summary.
 	st.MeshConfig = &meshv1alpha1.MeshConfigStatus{ConfigMapName: t.ConfigMap, Hash: p.meshHash}
-	st.Istiod = &meshv1alpha1.IstiodStatus{DeploymentName: t.IstiodDeployment, Version: p.istiodTag}
+	st.Istiod = &meshv1alpha1.IstiodStatus{DeploymentName: t.IstiodDeployment, Version: p.istiodTag,
+		Release: p.release.Release.String(), ReleaseSource: p.release.Source}
 	st.Namespaces = &meshv1alpha1.NamespacesStatus{Selected: p.selected, Labeled: p.labeled, Conflicts: p.conflicts}
 	st.IgnoredSettings = p.env.Ignored
 	meta.RemoveStatusCondition(&st.Conditions, meshv1alpha1.ConditionReconciling)
@@ -193,6 +194,10 @@ func warnings(p *plan) []string {
 	if p.recordProblem != "" {
 		w = append(w, p.recordProblem)
 	}
+	if p.release.Note != "" {
+		w = append(w, p.release.Note)
+	}
+	w = append(w, p.unread...)
 	if len(p.env.Ignored) > 0 {
 		w = append(w, fmt.Sprintf("%d settings ignored by istiod %s (see status.ignoredSettings)", len(p.env.Ignored), p.istiodTag))
 	}

@@ -167,6 +167,16 @@ type Target struct {
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	IstiodContainerName string `json:"istiodContainerName,omitempty"`
+
+	// istiodVersion states the Istio release istiod runs ("1.28" or
+	// "1.28.1") when its image tag names none (a digest, a custom build,
+	// "latest"); when set it wins over the tag. Every key and enum value the
+	// operator writes is checked against that release's MeshConfig. Without
+	// it, a tag that names no release means the newest release known.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^v?[0-9]+[.][0-9]+([.][0-9]+)?$')",messageExpression="'istiodVersion must be an Istio release like 1.28 or 1.28.1, got ' + self"
+	IstiodVersion string `json:"istiodVersion,omitempty"`
 }
 
 // OutboundTrafficMode is how sidecars treat traffic to unknown hosts.
@@ -952,6 +962,15 @@ type IstiodStatus struct {
 	// version is istiod's version, from the discovery container's image tag.
 	// +optional
 	Version string `json:"version,omitempty"`
+	// release is the Istio release whose MeshConfig the settings are
+	// checked against (from spec.target.istiodVersion, else the image tag).
+	// +optional
+	Release string `json:"release,omitempty"`
+	// releaseSource says where release comes from: IstiodVersion
+	// (spec.target.istiodVersion), ImageTag, or Assumed (the tag names no
+	// release: the newest release known is assumed).
+	// +optional
+	ReleaseSource string `json:"releaseSource,omitempty"`
 }
 
 // NamespacesStatus reports the namespace labels.

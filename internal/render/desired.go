@@ -49,6 +49,11 @@ type Desired struct {
 	MeshNetworks string
 	// Env is istiod's environment.
 	Env EnvResult
+	// Release is the Istio release the spec was checked against.
+	Release TargetRelease
+	// Unread are other managers' keys of the document the target release
+	// does not read (reported, not removed).
+	Unread []string
 	// Rules are the namespace rules, in spec order: the first match wins.
 	Rules []Rule
 }
@@ -73,10 +78,16 @@ const (
 // document's (MeshDocumentRejected); either way nothing should be written.
 func Desire(ms *v1alpha1.MeshSettings, cur Current) (*Desired, error) {
 	spec := &ms.Spec
-	if err := CheckVersion(spec, cur.IstiodVersion); err != nil {
+	d := &Desired{Targets: TargetsFor(spec), Ownership: Ownership(spec), Release: ResolveRelease(spec, cur.IstiodVersion)}
+	// Every key and enum value the spec writes must be one the target
+	// release reads, before anything else is judged.
+	frag, err := meshFragment(spec)
+	if err != nil {
 		return nil, err
 	}
-	d := &Desired{Targets: TargetsFor(spec), Ownership: Ownership(spec)}
+	if err := checkRelease(spec, frag, d.Release); err != nil {
+		return nil, err
+	}
 	current := cur.MeshDocument
 	if d.Ownership == v1alpha1.ConfigMapOwn {
 		d.MeshNetworks = cur.MeshNetworks
@@ -100,6 +111,7 @@ func Desire(ms *v1alpha1.MeshSettings, cur Current) (*Desired, error) {
 		forgetOwnValues(&mesh, spec)
 	}
 	d.Mesh = mesh
+	d.Unread = UnreadKeys(mesh.Document, mesh.Managed, d.Release)
 	sum := sha256.Sum256([]byte(mesh.Document))
 	d.MeshHash = hex.EncodeToString(sum[:])
 	d.MeshAnnotations = MeshAnnotations(mesh)

@@ -23,9 +23,17 @@ import (
 type FieldError struct {
 	Field string
 	Msg   string
+	// Phrase: Msg continues the field name as a sentence ("spec.x is read
+	// by istiod 1.29 and later; ...") instead of following a colon.
+	Phrase bool
 }
 
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+func (e *FieldError) Error() string {
+	if e.Phrase {
+		return e.Field + " " + e.Msg
+	}
+	return e.Field + ": " + e.Msg
+}
 
 var jsonPosition = regexp.MustCompile(` ?\(line \d+:\d+\)`)
 

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshsettings/meshsettings-operator/api/v1alpha1"
+	"github.com/meshsettings/meshsettings-operator/internal/istioschema"
 	"github.com/meshsettings/meshsettings-operator/internal/render"
 )
 
@@ -89,7 +90,7 @@ func RunWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	fs.Var(&sources, "f", "MeshSettings manifests: a file, a directory (recursive) or - for stdin; repeatable (required)")
 	format := fs.String("o", "yaml", "output format: yaml or json (one JSON object per MeshSettings)")
 	current := fs.String("mesh-config", "", "current mesh document, or a ConfigMap manifest holding it under data.mesh; every MeshSettings is rendered against it")
-	istiodTag := fs.String("istiod-version", "", "istiod image tag (e.g. 1.28.1); settings it does not read are skipped")
+	istiodTag := fs.String("istiod-version", "", "istiod's release or image tag (e.g. 1.28.1): a key or enum value it does not read is refused, typed settings it no longer reads are skipped; default: the newest release known")
 	importValues := fs.String("import-helm-values", "", "print a MeshSettings (configMapOwnership Own) holding the meshConfig of these istio-discovery Helm values (a values file or `helm get values --all -o yaml`); fails listing every value it cannot express")
 	importName := fs.String("name", "default", "with --import-helm-values: the MeshSettings name")
 	importNamespace := fs.String("namespace", "istio-system", "with --import-helm-values: istiod's namespace")
@@ -111,6 +112,9 @@ func RunWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	if len(sources) == 0 || fs.NArg() > 0 || (*format != "yaml" && *format != "json") {
 		fs.Usage()
 		return ExitUsage
+	}
+	if note := assumedRelease(*istiodTag); note != "" {
+		fmt.Fprint(stderr, note)
 	}
 	// Without --mesh-config the ConfigMap is taken as absent: with Own, the
 	// output is the ConfigMap the operator would create.
@@ -235,4 +239,19 @@ func Print(w io.Writer, out *Output) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// assumedRelease is the note render prints when --istiod-version names no
+// release: like the controller for an image tag naming none, it checks
+// against the newest release known.
+func assumedRelease(tag string) string {
+	if _, ok := istioschema.ParseRelease(tag); ok {
+		return ""
+	}
+	what := "no --istiod-version"
+	if tag != "" {
+		what = fmt.Sprintf("--istiod-version %q names no Istio release", tag)
+	}
+	return fmt.Sprintf("render: %s: settings are checked against Istio %s, the newest release known (a MeshSettings' spec.target.istiodVersion wins)\n",
+		what, istioschema.Load().Newest())
 }

@@ -316,6 +316,12 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: deploymentName
       type:
         scalar: string
+    - name: release
+      type:
+        scalar: string
+    - name: releaseSource
+      type:
+        scalar: string
     - name: version
       type:
         scalar: string
@@ -600,6 +606,9 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: string
     - name: istiodDeploymentName
+      type:
+        scalar: string
+    - name: istiodVersion
       type:
         scalar: string
 - name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.TerminationStrategy

@@ -26,6 +26,13 @@ type IstiodStatusApplyConfiguration struct {
 	DeploymentName *string `json:"deploymentName,omitempty"`
 	// version is istiod's version, from the discovery container's image tag.
 	Version *string `json:"version,omitempty"`
+	// release is the Istio release whose MeshConfig the settings are
+	// checked against (from spec.target.istiodVersion, else the image tag).
+	Release *string `json:"release,omitempty"`
+	// releaseSource says where release comes from: IstiodVersion
+	// (spec.target.istiodVersion), ImageTag, or Assumed (the tag names no
+	// release: the newest release known is assumed).
+	ReleaseSource *string `json:"releaseSource,omitempty"`
 }
 
 // IstiodStatusApplyConfiguration constructs a declarative configuration of the IstiodStatus type for use with
@@ -47,5 +54,21 @@ func (b *IstiodStatusApplyConfiguration) WithDeploymentName(value string) *Istio
 // If called multiple times, the Version field is set to the value of the last call.
 func (b *IstiodStatusApplyConfiguration) WithVersion(value string) *IstiodStatusApplyConfiguration {
 	b.Version = &value
+	return b
+}
+
+// WithRelease sets the Release field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Release field is set to the value of the last call.
+func (b *IstiodStatusApplyConfiguration) WithRelease(value string) *IstiodStatusApplyConfiguration {
+	b.Release = &value
+	return b
+}
+
+// WithReleaseSource sets the ReleaseSource field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ReleaseSource field is set to the value of the last call.
+func (b *IstiodStatusApplyConfiguration) WithReleaseSource(value string) *IstiodStatusApplyConfiguration {
+	b.ReleaseSource = &value
 	return b
 }

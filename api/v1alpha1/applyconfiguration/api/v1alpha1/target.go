@@ -31,6 +31,12 @@ type TargetApplyConfiguration struct {
 	// istiodContainerName is the container of the istiod Deployment whose
 	// environment is written. Default: "discovery".
 	IstiodContainerName *string `json:"istiodContainerName,omitempty"`
+	// istiodVersion states the Istio release istiod runs ("1.28" or
+	// "1.28.1") when its image tag names none (a digest, a custom build,
+	// "latest"); when set it wins over the tag. Every key and enum value the
+	// operator writes is checked against that release's MeshConfig. Without
+	// it, a tag that names no release means the newest release known.
+	IstiodVersion *string `json:"istiodVersion,omitempty"`
 }
 
 // TargetApplyConfiguration constructs a declarative configuration of the Target type for use with
@@ -60,5 +66,13 @@ func (b *TargetApplyConfiguration) WithIstiodDeploymentName(value string) *Targe
 // If called multiple times, the IstiodContainerName field is set to the value of the last call.
 func (b *TargetApplyConfiguration) WithIstiodContainerName(value string) *TargetApplyConfiguration {
 	b.IstiodContainerName = &value
+	return b
+}
+
+// WithIstiodVersion sets the IstiodVersion field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the IstiodVersion field is set to the value of the last call.
+func (b *TargetApplyConfiguration) WithIstiodVersion(value string) *TargetApplyConfiguration {
+	b.IstiodVersion = &value
 	return b
 }
