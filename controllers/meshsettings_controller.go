@@ -57,8 +57,10 @@ type MeshSettingsReconciler struct {
 // +kubebuilder:rbac:groups=mesh.meshsettings.io,namespace=istio-system,resources=meshsettings,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=mesh.meshsettings.io,namespace=istio-system,resources=meshsettings/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=mesh.meshsettings.io,namespace=istio-system,resources=meshsettings/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",namespace=istio-system,resources=configmaps,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups=apps,namespace=istio-system,resources=deployments,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",namespace=istio-system,resources=configmaps,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",namespace=istio-system,resources=configmaps,verbs=patch;delete,resourceNames=istio
+// +kubebuilder:rbac:groups=apps,namespace=istio-system,resources=deployments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,namespace=istio-system,resources=deployments,verbs=patch,resourceNames=istiod
 // +kubebuilder:rbac:groups=events.k8s.io,namespace=istio-system,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;patch
 

@@ -141,6 +141,7 @@ func TestDefaultsRenderTheOperator(t *testing.T) {
 	want := map[string]int{
 		"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2,
 		"Role": 2, "RoleBinding": 2, "Service": 1, "Deployment": 1,
+		"ValidatingAdmissionPolicy": 2, "ValidatingAdmissionPolicyBinding": 2,
 	}
 	if !reflect.DeepEqual(kinds, want) {
 		t.Errorf("rendered kinds %v, want %v", kinds, want)
@@ -491,5 +492,77 @@ func TestServiceMonitorScrapesTheMetricsService(t *testing.T) {
 	}})
 	if err == nil || !strings.Contains(err.Error(), "metrics.service.enabled") {
 		t.Errorf("a ServiceMonitor without the metrics Service rendered (%v)", err)
+	}
+}
+
+// The chart's ValidatingAdmissionPolicies are config/admission's, for the
+// release's ServiceAccount and watchNamespace; they can be turned off, and
+// the namespace policy needs a watchNamespace.
+func TestAdmissionPoliciesAreConfigAdmission(t *testing.T) {
+	want := map[string]map[string]any{}
+	for _, f := range []string{"control_plane_namespace_policy.yaml", "namespace_labels_policy.yaml"} {
+		raw, err := os.ReadFile(filepath.Join("..", "..", "config", "admission", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(raw), "\n---\n") {
+			var o unstructured.Unstructured
+			if err := yaml.Unmarshal([]byte(doc), &o.Object); err != nil {
+				t.Fatal(err)
+			}
+			if o.GetKind() == "ValidatingAdmissionPolicy" {
+				spec, _, _ := unstructured.NestedMap(o.Object, "spec")
+				want[o.GetName()] = spec
+			}
+		}
+	}
+	objs := mustRender(t, "ops", map[string]any{"watchNamespace": "mesh-cp"})
+	policies := find(objs, "ValidatingAdmissionPolicy", "")
+	if len(policies) != 2 || len(find(objs, "ValidatingAdmissionPolicyBinding", "")) != 2 {
+		t.Fatalf("want 2 policies and 2 bindings, got %d policies", len(policies))
+	}
+	for _, p := range policies {
+		name := strings.TrimPrefix(p.GetName(), releaseName+"-meshsettings-operator-")
+		spec, _, _ := unstructured.NestedMap(p.Object, "spec")
+		got, _ := json.Marshal(spec)
+		exp, _ := json.Marshal(want[name])
+		// What the install fixes: the ServiceAccount and the watched namespace.
+		fixed := strings.NewReplacer(
+			"system:serviceaccount:meshsettings-system:meshsettings-controller-manager", "system:serviceaccount:ops:"+releaseName+"-meshsettings-operator",
+			"'istio-system'", "'mesh-cp'").Replace(string(exp))
+		if want[name] == nil || string(got) != fixed {
+			t.Errorf("policy %s differs from config/admission:\n--- chart\n%s\n--- config/admission (install names replaced)\n%s", p.GetName(), got, fixed)
+		}
+	}
+	if n := len(find(mustRender(t, "ops", map[string]any{"watchNamespace": ""}), "ValidatingAdmissionPolicy", "")); n != 1 {
+		t.Errorf("without watchNamespace: %d policies, want only the namespace-labels one", n)
+	}
+	if n := len(find(mustRender(t, "ops", map[string]any{"admissionPolicies": map[string]any{"enabled": false}}), "ValidatingAdmissionPolicy", "")); n != 0 {
+		t.Errorf("admissionPolicies.enabled=false: %d policies", n)
+	}
+}
+
+// controlPlane.revisions and the extra names extend the resourceNames the
+// operator may patch; nothing else can be.
+func TestRevisionsExtendTheNamesTheOperatorMayPatch(t *testing.T) {
+	objs := mustRender(t, "ops", map[string]any{"controlPlane": map[string]any{
+		"revisions": []any{"", "canary"}, "configMapNames": []any{"istio-mesh"}, "istiodDeploymentNames": []any{"istiod-blue"},
+	}})
+	role := into[rbacv1.Role](t, find(objs, "Role", "-manager")[0])
+	named := map[string][]string{}
+	for _, r := range role.Rules {
+		if len(r.ResourceNames) > 0 {
+			named[strings.Join(r.Resources, ",")+":"+strings.Join(r.Verbs, ",")] = r.ResourceNames
+		}
+		if slices.Contains(r.Verbs, "patch") && len(r.ResourceNames) == 0 && (slices.Contains(r.Resources, "configmaps") || slices.Contains(r.Resources, "deployments")) {
+			t.Errorf("patch on %v without resourceNames", r.Resources)
+		}
+	}
+	want := map[string][]string{
+		"configmaps:delete,patch": {"istio", "istio-canary", "istio-mesh"},
+		"deployments:patch":       {"istiod", "istiod-canary", "istiod-blue"},
+	}
+	if !reflect.DeepEqual(named, want) {
+		t.Errorf("resourceNames %v, want %v", named, want)
 	}
 }
