@@ -100,6 +100,13 @@ func TestRunStdinStream(t *testing.T) {
 	}
 }
 
+func TestRunOneForeignKind(t *testing.T) {
+	code, _, errOut := runIn(foreignKinds[:strings.Index(foreignKinds, "---")], "-f", "-")
+	if code != ExitValid || !strings.HasSuffix(errOut, "render: 0 MeshSettings: 0 valid, 0 invalid; 1 document of another kind skipped\n") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
+
 func TestRunOnlyForeignKinds(t *testing.T) {
 	code, out, errOut := runIn(foreignKinds, "-f", "-")
 	if code != ExitValid || out != "" || errOut != assumedRelease("")+"render: 0 MeshSettings: 0 valid, 0 invalid; 2 documents of other kinds skipped\n" {

@@ -34,7 +34,11 @@ func report(verdicts []verdict, format string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	if valid+invalid != 1 || skipped > 0 {
-		fmt.Fprintf(stderr, "render: %d MeshSettings: %d valid, %d invalid; %d documents of other kinds skipped\n", valid+invalid, valid, invalid, skipped)
+		others := "documents of other kinds"
+		if skipped == 1 {
+			others = "document of another kind"
+		}
+		fmt.Fprintf(stderr, "render: %d MeshSettings: %d valid, %d invalid; %d %s skipped\n", valid+invalid, valid, invalid, skipped, others)
 	}
 	if invalid > 0 {
 		return ExitInvalid
