@@ -241,6 +241,23 @@ var _ = Describe("CEL rules", func() {
 		})
 	})
 
+	Describe("target.istiodVersion is an Istio release, and may change (istiod upgrades)", func() {
+		version := func(v string) func(*meshv1alpha1.MeshSettings) {
+			return func(m *meshv1alpha1.MeshSettings) { m.Spec.Target = &meshv1alpha1.Target{IstiodVersion: v} }
+		}
+		celTable([]celCase{
+			{name: "1.28.1 is accepted", mutate: version("1.28.1")},
+			{name: "1.28 is accepted", mutate: version("1.28")},
+			{name: "v1.32.0 is accepted", mutate: version("v1.32.0")},
+			{name: "latest is rejected", mutate: version("latest"),
+				wantErrors: []string{"spec.target.istiodVersion", "istiodVersion must be an Istio release like 1.28 or 1.28.1, got latest"}},
+			{name: "1.28.1-distroless (an image tag, not a release) is rejected", mutate: version("1.28.1-distroless"),
+				wantErrors: []string{"spec.target.istiodVersion", "got 1.28.1-distroless"}},
+			{name: "changing it is accepted: spec.target's immutability covers the names only", mutate: version("1.28.1"),
+				update: version("1.29.0")},
+		})
+	})
+
 	Describe("configMapOwnership is Own, Merge or empty, and may change", func() {
 		setOwnership := func(o meshv1alpha1.ConfigMapOwnership) func(*meshv1alpha1.MeshSettings) {
 			return func(m *meshv1alpha1.MeshSettings) { m.Spec.ConfigMapOwnership = o }
