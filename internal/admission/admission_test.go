@@ -139,3 +139,12 @@ func TestCRDPassesAPIServerValidation(t *testing.T) {
 		}
 	}
 }
+
+// The schema and the CEL programs are built once per process.
+func TestDefaultIsBuiltOnce(t *testing.T) {
+	a, errA := Default()
+	b, errB := Default()
+	if errA != nil || errB != nil || a != b || a.cel != b.cel {
+		t.Fatalf("Default() built twice or failed: %p %p %v %v", a, b, errA, errB)
+	}
+}
