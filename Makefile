@@ -129,8 +129,10 @@ build-installer: manifests generate kustomize ## Write dist/install.yaml: CRD, R
 ##@ Demo
 
 .PHONY: demo
-demo: manifests envtest ## Run the operator on a built-in local control plane (no cluster needed).
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./hack/demo
+demo: manifests envtest ## Run the operator on a built-in local control plane (no cluster needed); with a cached istiod (or DEMO_ISTIOD=1, which builds it) also istiod's own view.
+	@# istiod only when it is already built, unless DEMO_ISTIOD=1 asks for the build (minutes, once).
+	istiod=$$(if [ "$(DEMO_ISTIOD)" = 1 ]; then hack/istiod.sh; else hack/istiod.sh --cached || true; fi) && \
+		KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" ISTIOD_BINARY="$$istiod" go run ./hack/demo
 
 ##@ Deployment
 

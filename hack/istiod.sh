@@ -7,12 +7,16 @@
 #
 # Prints the binary's path on stdout; progress goes to stderr.
 # ISTIOD_BINARY, when set, wins and nothing is built.
+# --cached: print the path only if it is already built (exit 1 otherwise, no
+# build): `make demo` uses istiod when it costs nothing.
 set -euo pipefail
 
 if [[ -n "${ISTIOD_BINARY:-}" ]]; then
   echo "$ISTIOD_BINARY"
   exit 0
 fi
+cached_only=false
+[[ "${1:-}" == "--cached" ]] && cached_only=true
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mod=$root/hack/istiod
@@ -22,6 +26,9 @@ dest=$cache_root/$stamp
 
 log() { echo "istiod: $*" >&2; }
 
+if [[ ! -x "$dest/pilot-discovery" ]] && $cached_only; then
+  exit 1
+fi
 if [[ ! -x "$dest/pilot-discovery" ]]; then
   mkdir -p "$cache_root"
   work=$(mktemp -d "$cache_root/.build-XXXXXX")

@@ -1,18 +1,24 @@
 // Command demo tells the operator's story on a local control plane built from
 // the envtest binaries: no cluster, no Docker. `make demo` runs it;
-// DEMO_KEEP=1 keeps everything running for exploration until Ctrl-C.
+// DEMO_KEEP=1 keeps everything running for exploration until Ctrl-C. With
+// ISTIOD_BINARY set (make demo sets it when istiod is cached, or builds it with
+// DEMO_ISTIOD=1) a real istiod runs too, and the demo shows its own view: the
+// effective mesh config and what a sidecar receives over xDS.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/meshsettings/meshsettings-operator/test/harness/istiod"
 	"github.com/meshsettings/meshsettings-operator/test/utils"
 )
 
@@ -70,6 +76,23 @@ func run(ctx context.Context) error {
 		return failure{"install Istio", k.err}
 	}
 
+	var real *istiod.Istiod
+	if bin := os.Getenv("ISTIOD_BINARY"); bin != "" {
+		step("starting the real istiod (pilot-discovery %s) for revision canary, as a local process", bin)
+		real, err = istiod.Start(ctx, istiod.Options{Binary: bin, Kubeconfig: cp.Kubeconfig, Namespace: namespace, Revision: "canary"})
+		if err != nil {
+			return failure{"start istiod", err}
+		}
+		defer func() { _ = real.Stop() }()
+		fmt.Printf("istiod ready in %s (xDS on %s)\n", real.ReadyAfter.Round(time.Millisecond), real.GRPCAddr)
+		// A service for the sidecar's routes, in a namespace the sample's discoverySelectors select.
+		k.show("label", "ns", "bookinfo", "istio-discovery=enabled")
+		k.show("create", "service", "clusterip", "reviews", "-n", "bookinfo", "--tcp=9080:9080")
+		if k.err != nil {
+			return failure{"start istiod", k.err}
+		}
+	}
+
 	step("building the operator from main.go and starting it as its own process")
 	dir, err := os.MkdirTemp("", "meshsettings-demo-")
 	if err != nil {
@@ -101,7 +124,11 @@ func run(ctx context.Context) error {
 
 	step("istiod-canary's environment (Helm's entries in place, the operator's sorted by name)")
 	k.show("get", "deploy", "istiod-canary", "-n", namespace, "-o",
-		`jsonpath={range .spec.template.spec.containers[?(@.name=="discovery")].env[*]}{.name}={.value}{"\n"}{end}`)
+		`jsonpath={range .spec.template.spec.containers[?(@.name=="discovery")].env[*]}{.name}={.value}{.valueFrom}{"\n"}{end}`)
+
+	if err := istiodView(ctx, root, real, "REGISTRY_ONLY"); err != nil {
+		return failure{"istiod's view", err}
+	}
 
 	step("namespace labels")
 	k.show("get", "ns", "-L", "istio.io/rev,istio-injection,istio.io/dataplane-mode,istio.io/use-waypoint,istio.io/use-waypoint-namespace")
@@ -121,6 +148,9 @@ func run(ctx context.Context) error {
 	if k.err != nil {
 		return failure{"update", k.err}
 	}
+	if err := istiodView(ctx, root, real, "ALLOW_ANY"); err != nil {
+		return failure{"istiod's view after the update", err}
+	}
 
 	if os.Getenv("DEMO_KEEP") == "1" {
 		step("kept running (DEMO_KEEP=1): explore with kubectl, Ctrl-C stops everything")
@@ -136,7 +166,7 @@ func run(ctx context.Context) error {
 	k.show("delete", "mset", msName, "-n", namespace, "--timeout=60s")
 	k.show("get", "cm", "istio-canary", "-n", namespace, "-o", "jsonpath={.data.mesh}")
 	k.show("get", "deploy", "istiod-canary", "-n", namespace, "-o",
-		`jsonpath={range .spec.template.spec.containers[?(@.name=="discovery")].env[*]}{.name}={.value}{"\n"}{end}`)
+		`jsonpath={range .spec.template.spec.containers[?(@.name=="discovery")].env[*]}{.name}={.value}{.valueFrom}{"\n"}{end}`)
 	k.show("get", "ns", "-L", "istio.io/rev,istio-injection,istio.io/dataplane-mode")
 	if k.err != nil {
 		return failure{"delete", k.err}
@@ -152,6 +182,61 @@ func run(ctx context.Context) error {
 type kubectl struct {
 	cp  *utils.ControlPlane
 	err error
+}
+
+// istiodView shows what the real istiod runs once it has the mode: its
+// effective outbound mode and retry policy, and what a sidecar in bookinfo
+// receives over xDS (test/istiod's probe, its own module: go-control-plane
+// stays out of the operator's go.mod). Without istiod it says how to get it.
+func istiodView(ctx context.Context, root string, real *istiod.Istiod, mode string) error {
+	if real == nil {
+		if mode == "REGISTRY_ONLY" {
+			step("istiod's own view: skipped (no cached istiod; DEMO_ISTIOD=1 make demo builds it once, in minutes)")
+		}
+		return nil
+	}
+	step("istiod's own view: the mesh config it runs (/debug/mesh) and what a sidecar in bookinfo receives over xDS")
+	var eff map[string]any
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var err error
+		if eff, err = real.EffectiveMesh(ctx); err != nil {
+			return err
+		}
+		if otp, _ := eff["outboundTrafficPolicy"].(map[string]any); otp["mode"] == mode {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("istiod does not run outbound mode %s: %v", mode, eff["outboundTrafficPolicy"])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Printf("istiod /debug/mesh: outboundTrafficPolicy %s, defaultHttpRetryPolicy %s\n",
+		compact(eff["outboundTrafficPolicy"]), compact(eff["defaultHttpRetryPolicy"]))
+	cmd := exec.CommandContext(ctx, "go", "run", "./cmd/xdsprobe", "-addr", real.GRPCAddr, "-namespace", "bookinfo",
+		"-route", "9080", "-vhost", "reviews.bookinfo.svc.cluster.local:9080",
+		"-want-catchall", map[string]string{"REGISTRY_ONLY": "BlackHoleCluster", "ALLOW_ANY": "PassthroughCluster"}[mode])
+	cmd.Dir = filepath.Join(root, "test", "istiod")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	fmt.Println("$ (cd test/istiod && go run ./cmd/xdsprobe ...)")
+	return cmd.Run()
+}
+
+// compact is v as JSON without the null fields EffectiveMesh puts back.
+func compact(v any) string {
+	m, ok := v.(map[string]any)
+	if !ok {
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	out := map[string]any{}
+	for k, x := range m {
+		if x != nil {
+			out[k] = x
+		}
+	}
+	b, _ := json.Marshal(out)
+	return string(b)
 }
 
 func (k *kubectl) show(args ...string) {
