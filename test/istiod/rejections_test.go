@@ -2,6 +2,7 @@ package realistiod
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -45,6 +46,7 @@ var _ = Describe("Mesh documents the operator refuses", Ordered, func() {
 		}
 
 		rejected, accepted, skipped := 0, 0, 0
+		var verdicts []string
 		for n, doc := range meshchecktest.Documents {
 			if meshchecktest.IstioVerdictIsRandom(doc) {
 				skipped++ // Istio's own verdict depends on Go's map order
@@ -72,11 +74,16 @@ var _ = Describe("Mesh documents the operator refuses", Ordered, func() {
 
 			Expect(operatorRejects).To(Equal(istiodRejects), "document %q: istiod rejects %v, the operator says %v", doc, istiodRejects, err)
 			if istiodRejects {
+				// Kept its last known state: the marker is still in force.
+				Expect(connectTimeout(Default)).To(Equal(marker), "istiod logged the rejection of %q but changed /debug/mesh", doc)
 				rejected++
+				verdicts = append(verdicts, fmt.Sprintf("rejected by both: %q", doc))
 			} else {
 				accepted++
+				verdicts = append(verdicts, fmt.Sprintf("accepted by both: %q", doc))
 			}
 		}
+		AddReportEntry("verdicts of the real istiod (= the operator's)", strings.Join(verdicts, "\n"))
 		Expect(rejected).To(BeNumerically(">=", 10))
 		Expect(accepted).To(BeNumerically(">=", 10))
 		report("mesh documents judged by the real istiod and the operator alike: %d rejected, %d accepted (%d skipped: Istio's verdict is random there)",
