@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -91,7 +92,10 @@ func moduleDir(ctx context.Context, version string) (string, error) {
 	runErr := cmd.Run()
 	var info struct{ Dir, Error string }
 	if err := json.Unmarshal(stdout.Bytes(), &info); err != nil || info.Error != "" || runErr != nil {
-		return "", fmt.Errorf("go mod download istio.io/api@%s: %v %s %s", version, runErr, info.Error, stderr.String())
+		if runErr == nil {
+			runErr = errors.New(info.Error)
+		}
+		return "", fmt.Errorf("go mod download istio.io/api@%s (%s %s): %w", version, info.Error, stderr.String(), runErr)
 	}
 	return info.Dir, nil
 }

@@ -118,7 +118,7 @@ func Desire(ms *v1alpha1.MeshSettings, cur Current) (*Desired, error) {
 	if err := checkSize(spec, d); err != nil {
 		return nil, err
 	}
-	d.Env = Env(spec, cur.IstiodVersion)
+	d.Env = Env(spec, d.Release.envVersion())
 	for i := range spec.Namespaces {
 		r := &spec.Namespaces[i]
 		m, err := Selector(r)

@@ -65,6 +65,16 @@ func ResolveRelease(spec *v1alpha1.MeshSettingsSpec, istiodTag string) TargetRel
 	return t
 }
 
+// envVersion is the version istiod's environment is planned for: the one
+// stated, or for a tag naming no release the release assumed, so typed
+// settings that release no longer reads go to ignoredSettings as well.
+func (t TargetRelease) envVersion() string {
+	if t.Source == ReleaseAssumed {
+		return t.Release.String()
+	}
+	return t.Stated
+}
+
 // runs says what the istiod deployment runs, for messages: "istiod-canary
 // runs 1.28.1".
 func (t TargetRelease) runs(deployment string) string {

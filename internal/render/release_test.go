@@ -183,3 +183,25 @@ func TestUnreadKeysOfOtherManagers(t *testing.T) {
 		}
 	}
 }
+
+// Typed env settings follow the same target release: on a "latest" image
+// (1.32 assumed) a variable removed in 1.27 is ignored; a stated 1.26 writes it.
+func TestEnvFollowsTheTargetRelease(t *testing.T) {
+	ms := &v1alpha1.MeshSettings{Spec: v1alpha1.MeshSettingsSpec{Istiod: &v1alpha1.Istiod{
+		Features: &v1alpha1.IstiodFeatures{InboundRetryPolicy: ptr.To(true)}}}}
+	d, err := Desire(ms, Current{IstiodVersion: "latest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Env.Env) != 0 || len(d.Env.Ignored) != 1 || d.Env.Ignored[0].Name != "ENABLE_INBOUND_RETRY_POLICY" {
+		t.Errorf("latest (1.32 assumed): env %v, ignored %v", d.Env.Env, d.Env.Ignored)
+	}
+	ms.Spec.Target = &v1alpha1.Target{IstiodVersion: "1.26.4"}
+	d, err = Desire(ms, Current{IstiodVersion: "latest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Env.Env) != 1 || d.Env.Env[0].Name != "ENABLE_INBOUND_RETRY_POLICY" || len(d.Env.Ignored) != 0 {
+		t.Errorf("stated 1.26.4: env %v, ignored %v", d.Env.Env, d.Env.Ignored)
+	}
+}

@@ -358,9 +358,10 @@ func TestRunIgnoredSettings(t *testing.T) {
 		o.env.Ignored[1].Name != "ENABLE_DEFERRED_STATS_CREATION" || o.env.Ignored[1].Field != "spec.istiod.features.deferredStatsCreation" {
 		t.Errorf("ignored %v", o.env.Ignored)
 	}
-	// Without a version nothing is known to be removed: only the deprecated flag is left out.
+	// Without a version the newest release is assumed (issue 15): it does not read the 1.25 removal either.
 	_, out, _ = run("-f", f)
-	if o := parseOutput(t, out); len(o.env.Env) != 2 || len(o.env.Ignored) != 1 || o.env.Ignored[0].Name != "ENABLE_DEFERRED_STATS_CREATION" {
+	if o := parseOutput(t, out); len(o.env.Env) != 1 || len(o.env.Ignored) != 2 || o.env.Ignored[0].Name != "ENABLE_ENHANCED_RESOURCE_SCOPING" ||
+		!strings.Contains(o.env.Ignored[0].Reason, "istiod 1.32 does not read") {
 		t.Errorf("without --istiod-version: env %v, ignored %v", o.env.Env, o.env.Ignored)
 	}
 }
