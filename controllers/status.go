@@ -197,7 +197,16 @@ func warnings(p *plan) []string {
 	if p.release.Note != "" {
 		w = append(w, p.release.Note)
 	}
-	w = append(w, p.unread...)
+	// Other managers' keys the release does not read: a few by name, so a
+	// large foreign document cannot flood the Ready message.
+	const maxUnread = 5
+	for i, u := range p.unread {
+		if i == maxUnread {
+			w = append(w, fmt.Sprintf("%d more mesh keys of other managers istiod %s does not read", len(p.unread)-maxUnread, p.release.Release))
+			break
+		}
+		w = append(w, u)
+	}
 	if len(p.env.Ignored) > 0 {
 		w = append(w, fmt.Sprintf("%d settings ignored by istiod %s (see status.ignoredSettings)", len(p.env.Ignored), p.istiodTag))
 	}
