@@ -15,19 +15,23 @@ import (
 // namespace when one is given, Namespaces are watched as metadata only and
 // keep only the annotation the operator reads, and every cached object keeps
 // only the operator's own managedFields entry (enough to know what it owns, a
-// fraction of the bytes).
+// fraction of the bytes). ConfigMaps and Deployments also keep, of other
+// managers' entries, who holds the mesh key and which env entries
+// (keepWriteOwners): the operator must not take those.
 func CacheOptions(controlPlaneNamespace string) cache.Options {
 	opts := cache.Options{
 		DefaultTransform: keepOwnManagedFields,
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Namespace{}: {Transform: trimNamespace},
+			&corev1.Namespace{}:  {Transform: trimNamespace},
+			&corev1.ConfigMap{}:  {Transform: keepWriteOwners},
+			&appsv1.Deployment{}: {Transform: keepWriteOwners},
 		},
 	}
 	if controlPlaneNamespace != "" {
-		scoped := cache.ByObject{Namespaces: map[string]cache.Config{controlPlaneNamespace: {}}}
-		opts.ByObject[&corev1.ConfigMap{}] = scoped
-		opts.ByObject[&appsv1.Deployment{}] = scoped
-		opts.ByObject[&meshv1alpha1.MeshSettings{}] = scoped
+		scoped := map[string]cache.Config{controlPlaneNamespace: {}}
+		opts.ByObject[&corev1.ConfigMap{}] = cache.ByObject{Namespaces: scoped, Transform: keepWriteOwners}
+		opts.ByObject[&appsv1.Deployment{}] = cache.ByObject{Namespaces: scoped, Transform: keepWriteOwners}
+		opts.ByObject[&meshv1alpha1.MeshSettings{}] = cache.ByObject{Namespaces: scoped}
 	}
 	return opts
 }

@@ -82,6 +82,12 @@ func (r *MeshSettingsReconciler) releaseMeshConfig(ctx context.Context, namespac
 		return nil, client.IgnoreNotFound(err)
 	}
 	object := fmt.Sprintf("ConfigMap %s/%s", namespace, name)
+	if _, recorded := cm.Annotations[render.ManagedKeysAnnotation]; !recorded && !ownsDataKey(cm, render.MeshKey) {
+		// Never written (Merge waiting, or another manager applies the mesh
+		// key server-side): nothing to give back, and a forced restore would
+		// take the key from its owner.
+		return nil, nil
+	}
 	prev, err := render.ReadRecord(object, cm.Annotations)
 	if err != nil {
 		return []string{err.Error() + "; the mesh document was left as it is"}, r.dropRecord(ctx, cm, meshRecord...)
@@ -94,12 +100,16 @@ func (r *MeshSettingsReconciler) releaseMeshConfig(ctx context.Context, namespac
 	if res.Document == "" && onlyManager(cm.ManagedFields) {
 		return nil, client.IgnoreNotFound(r.Delete(ctx, cm, client.Preconditions{UID: &cm.UID, ResourceVersion: &cm.ResourceVersion}))
 	}
-	ac := corev1ac.ConfigMap(name, namespace).WithUID(cm.UID).WithData(map[string]string{render.MeshKey: res.Document})
+	data := map[string]string{render.MeshKey: res.Document}
+	if v, ok := cm.Data[render.MeshNetworksKey]; ok && ownsDataKey(cm, render.MeshNetworksKey) {
+		data[render.MeshNetworksKey] = v // an Own ConfigMap keeps it: applying without it would delete it
+	}
+	ac := corev1ac.ConfigMap(name, namespace).WithUID(cm.UID).WithData(data)
 	return nil, r.restore(ctx, ac, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}})
 }
 
 var (
-	meshRecord = []string{render.ManagedKeysAnnotation, render.ReplacedValuesAnnotation}
+	meshRecord = render.RecordAnnotations
 	envRecord  = []string{ManagedEnvAnnotation, ReplacedEnvAnnotation}
 )
 

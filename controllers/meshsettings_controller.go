@@ -255,12 +255,17 @@ func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.Mes
 	in.depSent = !p.istiodMissing && !p.containerAbsent && p.deploymentApply != nil
 	var wg sync.WaitGroup
 	if in.cmSent {
-		// Forced: the operator is the authority for the mesh key it merged.
+		// Forced: with Own the operator owns the ConfigMap; with Merge it has
+		// checked that no manager applies the mesh key server-side, and an
+		// Update manager (Helm 3) takes it back on its next write without a
+		// conflict, after which the operator merges once more.
 		wg.Go(func() { in.cmErr = r.Client.Apply(ctx, p.configMapApply, owner, client.ForceOwnership) })
 	}
 	if in.depSent {
-		// Forced: entries such as Helm's PILOT_TRACE_SAMPLING change hands to the operator.
-		wg.Go(func() { in.depErr = r.Client.Apply(ctx, p.deploymentApply, owner, client.ForceOwnership) })
+		// Not forced: an entry another manager holds is left to it and
+		// reported (planEnv). A conflict means the cache had not seen that
+		// manager's write yet: the retry plans without the entry.
+		wg.Go(func() { in.depErr = r.Client.Apply(ctx, p.deploymentApply, owner) })
 	}
 	wg.Go(func() { in.ns = r.applyNamespaces(ctx, p.namespaceApplies) })
 	wg.Wait()

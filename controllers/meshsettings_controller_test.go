@@ -162,8 +162,8 @@ var _ = Describe("MeshSettings controller", func() {
 		cp := controlPlane(true, "docker.io/istio/pilot:1.28.1")
 		app := appNamespace(map[string]string{"team": "a"})
 		spec := sampleSpec(app)
-		// Both replace values Helm set: they must come back on deletion.
-		spec.Istiod.ClusterID = "east-1"
+		// Replaces a value Helm set: it must come back on deletion. (An env
+		// entry Helm sets is not taken: see ownership_test.go.)
 		spec.MeshConfig = map[string]apiextensionsv1.JSON{"trustDomain": {Raw: []byte(`"example.org"`)}}
 		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp}, Spec: spec}
 		Expect(k8sClient.Create(ctx, ms)).To(Succeed())
@@ -190,7 +190,6 @@ var _ = Describe("MeshSettings controller", func() {
 			"DEFAULT_WORKLOAD_CERT_TTL", "PILOT_ENABLE_STATUS", "PILOT_TRACE_SAMPLING",
 		}))
 		Expect(istiodEnv(cp)).To(ContainElement(corev1.EnvVar{Name: "PILOT_TRACE_SAMPLING", Value: "10"}))
-		Expect(istiodEnv(cp)).To(ContainElement(corev1.EnvVar{Name: "CLUSTER_ID", Value: "east-1"}))
 
 		By("the application namespace is labeled for the default revision, its own labels kept")
 		Expect(nsLabels(app)).To(HaveKeyWithValue("istio.io/rev", "default"))
@@ -273,11 +272,11 @@ var _ = Describe("MeshSettings controller", func() {
 			client.FieldOwner("helm"))).To(Succeed())
 		Expect(k8sClient.Apply(ctx, appsv1ac.Deployment("istiod", cp).WithSpec(appsv1ac.DeploymentSpec().WithTemplate(
 			corev1ac.PodTemplateSpec().WithSpec(corev1ac.PodSpec().WithContainers(corev1ac.Container().WithName("discovery").
-				WithEnv(corev1ac.EnvVar().WithName("CLUSTER_ID").WithValue("west-2")))))),
+				WithEnv(corev1ac.EnvVar().WithName("DEFAULT_WORKLOAD_CERT_TTL").WithValue("6h")))))),
 			client.FieldOwner("helm"))).To(Succeed())
 	})
 
-	It("undoes drift of each target and recreates a deleted ConfigMap", func() {
+	It("undoes drift of each target", func() {
 		cp := controlPlane(true, "docker.io/istio/pilot:1.28.1")
 		app := appNamespace(nil)
 		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp}, Spec: sampleSpec(app)}
@@ -307,18 +306,6 @@ var _ = Describe("MeshSettings controller", func() {
 		delete(n.Labels, "istio.io/rev")
 		Expect(k8sClient.Update(ctx, n)).To(Succeed())
 		Eventually(func() map[string]string { return nsLabels(app) }, timeout, interval).Should(HaveKeyWithValue("istio.io/rev", "default"))
-
-		By("a deleted ConfigMap is recreated")
-		Expect(k8sClient.Delete(ctx, cm)).To(Succeed())
-		Eventually(func() any {
-			c := &corev1.ConfigMap{}
-			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istio"}, c); err != nil {
-				return err.Error()
-			}
-			doc := map[string]any{}
-			_ = yaml.Unmarshal([]byte(c.Data["mesh"]), &doc)
-			return doc["outboundTrafficPolicy"]
-		}, timeout, interval).Should(Equal(map[string]any{"mode": "REGISTRY_ONLY"}))
 	})
 
 	It("waits for a missing istiod and writes its env when it appears", func() {
@@ -383,9 +370,9 @@ var _ = Describe("MeshSettings controller", func() {
 		Expect(meshDoc(cp, "istio")["outboundTrafficPolicy"]).To(Equal(map[string]any{"mode": "ALLOW_ANY"}))
 	})
 
-	It("changes Helm's env entries in place, so deletion restores Helm's exact list", func() {
+	It("leaves the env entries Helm holds in place and reports them, so deletion restores Helm's exact list", func() {
 		cp := controlPlane(true, "docker.io/istio/pilot:1.28.1")
-		// Helm renders PILOT_TRACE_SAMPLING before CLUSTER_ID; the operator takes over both.
+		// Helm 3 renders PILOT_TRACE_SAMPLING and CLUSTER_ID; the spec sets both.
 		original := []corev1.EnvVar{
 			{Name: "REVISION", Value: "default"},
 			{Name: "PILOT_TRACE_SAMPLING", Value: "1"},
@@ -401,12 +388,19 @@ var _ = Describe("MeshSettings controller", func() {
 		spec.Istiod.ClusterID = "east-1"
 		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp}, Spec: spec}
 		Expect(k8sClient.Create(ctx, ms)).To(Succeed())
-		eventuallyReady(cp, "mesh")
-		Expect(istiodEnv(cp)).To(Equal([]corev1.EnvVar{
+		Eventually(func(g Gomega) {
+			c := condition(cp, "mesh", meshv1alpha1.ConditionIstiodEnvApplied)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(meshv1alpha1.ReasonEnvHeldByOtherManager))
+			g.Expect(c.Message).To(ContainSubstring(`PILOT_TRACE_SAMPLING is applied by helm (Update) with value "1", not "10"`))
+			g.Expect(c.Message).To(ContainSubstring(`CLUSTER_ID is applied by helm (Update) with value "Kubernetes", not "east-1"`))
+			g.Expect(c.Message).To(ContainSubstring(`global.multiCluster.clusterName: "east-1"`))
+		}, timeout, interval).Should(Succeed())
+		Eventually(func() []corev1.EnvVar { return istiodEnv(cp) }, timeout, interval).Should(Equal([]corev1.EnvVar{
 			{Name: "REVISION", Value: "default"},
-			{Name: "PILOT_TRACE_SAMPLING", Value: "10"},
+			{Name: "PILOT_TRACE_SAMPLING", Value: "1"},
 			{Name: "PILOT_ENABLE_ANALYSIS", Value: "false"},
-			{Name: "CLUSTER_ID", Value: "east-1"},
+			{Name: "CLUSTER_ID", Value: "Kubernetes"},
 			{Name: "DEFAULT_WORKLOAD_CERT_TTL", Value: "12h"},
 			{Name: "PILOT_ENABLE_STATUS", Value: "true"},
 		}))
@@ -491,28 +485,5 @@ var _ = Describe("MeshSettings controller", func() {
 		Eventually(func() map[string]string { return nsLabels(inside) }, timeout, interval).ShouldNot(HaveKey("istio.io/rev"))
 		Expect(nsLabels(inside)).To(HaveKeyWithValue(key, "no"))
 		Expect(nsLabels(inside)).NotTo(HaveKey(render.LabelRevision))
-	})
-})
-
-var _ = Describe("a mesh ConfigMap the operator created", func() {
-	It("is created when absent and deleted with the MeshSettings", func() {
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "bare-"}}
-		Expect(k8sClient.Create(ctx, ns)).To(Succeed())
-		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: ns.Name}, Spec: meshv1alpha1.MeshSettingsSpec{
-			OutboundTrafficPolicy: &meshv1alpha1.OutboundTrafficPolicy{Mode: meshv1alpha1.OutboundAllowAny},
-		}}
-		Expect(k8sClient.Create(ctx, ms)).To(Succeed())
-		Eventually(func() any {
-			c := &corev1.ConfigMap{}
-			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "istio"}, c); err != nil {
-				return err.Error()
-			}
-			return c.Data["mesh"]
-		}, timeout, interval).Should(Equal("outboundTrafficPolicy:\n  mode: ALLOW_ANY\n"))
-
-		Expect(k8sClient.Delete(ctx, ms)).To(Succeed())
-		Eventually(func() bool {
-			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "istio"}, &corev1.ConfigMap{}))
-		}, timeout, interval).Should(BeTrue())
 	})
 })

@@ -53,9 +53,23 @@ type plan struct {
 	configMapApply *corev1ac.ConfigMapApplyConfiguration
 	// configMapCreated: the apply creates the ConfigMap (none was observed).
 	configMapCreated bool
+	// ownership is the declared owner of the ConfigMap.
+	ownership meshv1alpha1.ConfigMapOwnership
+	// configMapMissing: with Merge, the ConfigMap does not exist; the
+	// operator waits for its owner to create it (ConfigMapNotFound).
+	configMapMissing bool
+	// meshApplyOwner: with Merge, this manager owns the mesh key by
+	// server-side apply; the operator writes nothing to the ConfigMap
+	// (MeshConfigOwnedByApply).
+	meshApplyOwner string
+	// rewritten lists the managed mesh paths another manager wrote since the
+	// operator's last write: this write merges the spec in once more.
+	rewritten []render.Path
 
 	istiodTag       string
 	env             render.EnvResult
+	// envHeld lists the entries the spec sets that another manager holds.
+	envHeld         []heldEnv
 	istiodMissing   bool
 	containerAbsent bool
 	deploymentApply *appsv1ac.DeploymentApplyConfiguration
@@ -96,9 +110,11 @@ func computePlan(ms *meshv1alpha1.MeshSettings, obs *observed) (*plan, error) {
 		p.istiodTag = render.IstiodVersion(container.Image)
 	}
 
-	cur := render.Current{IstiodVersion: p.istiodTag}
+	cur := render.Current{IstiodVersion: p.istiodTag, NoConfigMap: obs.configMap == nil}
+	p.ownership = render.Ownership(spec)
 	if cm := obs.configMap; cm != nil {
 		cur.MeshDocument = cm.Data[render.MeshKey]
+		cur.MeshNetworks = cm.Data[render.MeshNetworksKey]
 		var err error
 		cur.Record, err = render.ReadRecord(fmt.Sprintf("ConfigMap %s/%s", cm.Namespace, cm.Name), cm.Annotations)
 		if err != nil {
@@ -118,18 +134,13 @@ func computePlan(ms *meshv1alpha1.MeshSettings, obs *observed) (*plan, error) {
 	p.release, p.unread = d.Release, d.Unread
 	p.meshDocument = d.Mesh.Document
 	p.meshHash = d.MeshHash
-	if cm := obs.configMap; cm == nil || cm.Data[render.MeshKey] != d.Mesh.Document ||
-		!annotationsMatch(cm.Annotations, d.MeshAnnotations, render.RecordAnnotations...) {
-		p.configMapApply = corev1ac.ConfigMap(p.targets.ConfigMap, ms.Namespace).
-			WithAnnotations(d.MeshAnnotations).
-			WithData(map[string]string{render.MeshKey: d.Mesh.Document})
-		p.configMapCreated = obs.configMap == nil
-	}
+	p.rewritten = d.Mesh.Rewritten
+	p.configMapApply, p.configMapCreated = planConfigMap(p, ms.Namespace, obs.configMap, d)
 
 	// istiod environment.
 	p.env = d.Env
 	if container != nil {
-		p.deploymentApply = planEnv(obs.deployment, container, p.env.Env)
+		p.deploymentApply, p.envHeld = planEnv(obs.deployment, container, p.env.Env)
 	}
 	p.env.Warnings = append(slices.Clone(p.env.Warnings), render.HeaderEnvWarnings(spec, istiodEnvNames(obs.deployment, container, p.env.Env))...)
 
@@ -139,6 +150,38 @@ func computePlan(ms *meshv1alpha1.MeshSettings, obs *observed) (*plan, error) {
 	}
 	p.selectorWarning = selectorWarning(spec.DiscoverySelectors, ms.Namespace, obs.namespaces)
 	return p, nil
+}
+
+// planConfigMap returns the apply of the mesh ConfigMap, or nil when it
+// holds the desired state or must not be written: with Merge the operator
+// never creates the ConfigMap, and never takes the mesh key from a manager
+// that applies it server-side (either is reported instead). With Own it
+// creates the ConfigMap, from the chart's baseline, and owns its data.
+func planConfigMap(p *plan, namespace string, cm *corev1.ConfigMap, d *render.Desired) (*corev1ac.ConfigMapApplyConfiguration, bool) {
+	data := map[string]string{render.MeshKey: d.Mesh.Document}
+	if d.MeshNetworks != "" {
+		data[render.MeshNetworksKey] = d.MeshNetworks
+	}
+	if cm == nil {
+		if p.ownership != meshv1alpha1.ConfigMapOwn {
+			p.configMapMissing = true
+			return nil, false
+		}
+		return corev1ac.ConfigMap(p.targets.ConfigMap, namespace).WithAnnotations(d.MeshAnnotations).WithData(data), true
+	}
+	if p.ownership != meshv1alpha1.ConfigMapOwn {
+		if p.meshApplyOwner = meshApplyOwner(cm); p.meshApplyOwner != "" {
+			return nil, false
+		}
+	}
+	if cm.Data[render.MeshKey] == d.Mesh.Document && (d.MeshNetworks == "" || cm.Data[render.MeshNetworksKey] == d.MeshNetworks) &&
+		annotationsMatch(cm.Annotations, d.MeshAnnotations, render.RecordAnnotations...) {
+		return nil, false
+	}
+	// The UID pins the apply to the ConfigMap that was read: one deleted
+	// meanwhile is not re-created with Merge, and with Own the next pass
+	// creates it afresh from the baseline.
+	return corev1ac.ConfigMap(p.targets.ConfigMap, namespace).WithUID(cm.UID).WithAnnotations(d.MeshAnnotations).WithData(data), false
 }
 
 // wroteMesh tells whether the operator's field manager applied the mesh key.
@@ -169,40 +212,43 @@ const (
 	ReplacedEnvAnnotation = "mesh.meshsettings.io/replaced-env"
 )
 
-// planEnv returns the apply that makes the container's env hold want, or nil
-// when it already does. An entry that existed before the operator managed it
-// is recorded and, once the spec stops setting it, put back as it was:
-// releasing it would leave the entry without a value, since the forced
-// takeover moved its ownership to the operator.
-func planEnv(d *appsv1.Deployment, container *corev1.Container, want []corev1.EnvVar) *appsv1ac.DeploymentApplyConfiguration {
-	managed, replaced, _ := envRecords(d.Annotations) // damaged: as empty, like the mesh record
+// planEnv returns the apply that makes the container's env hold the wanted
+// entries, or nil when it already does, and the wanted entries another
+// manager holds. Those are never taken: Helm renders some entries on every
+// upgrade (PILOT_TRACE_SAMPLING from traceSampling, PILOT_CERT_PROVIDER,
+// CLUSTER_ID, every `env` value), and taking one would make a Helm 4 upgrade
+// fail on the conflict, or a Helm 3 upgrade roll istiod twice. The chart
+// value to set instead is reported.
+//
+// Entries an earlier version of the operator took over are still recorded
+// with the value they had (replaced-env): while the spec sets them they keep
+// that record, and once it stops they get that value back, owned until the
+// MeshSettings goes, when deletion releases them.
+func planEnv(d *appsv1.Deployment, container *corev1.Container, want []corev1.EnvVar) (*appsv1ac.DeploymentApplyConfiguration, []heldEnv) {
+	_, replaced, _ := envRecords(d.Annotations) // damaged: as empty, like the mesh record
+	free, held := splitHeld(d, container, want)
+	desired := slices.Clone(free)
 	nextReplaced := map[string]corev1.EnvVar{}
-	desired := slices.Clone(want)
-	for _, w := range want {
-		if orig, ok := replaced[w.Name]; ok {
-			nextReplaced[w.Name] = orig
-		} else if !slices.Contains(managed, w.Name) {
-			if i := slices.IndexFunc(container.Env, func(e corev1.EnvVar) bool { return e.Name == w.Name }); i >= 0 {
-				nextReplaced[w.Name] = container.Env[i]
-			}
-		}
-	}
 	for name, orig := range replaced {
-		if !slices.ContainsFunc(want, func(e corev1.EnvVar) bool { return e.Name == name }) {
-			desired = append(desired, orig) // restored, and owned until the MeshSettings goes
+		switch {
+		case slices.ContainsFunc(free, func(e corev1.EnvVar) bool { return e.Name == name }):
+			nextReplaced[name] = orig
+		case !slices.ContainsFunc(want, func(e corev1.EnvVar) bool { return e.Name == name }):
+			desired = append(desired, orig)
 			nextReplaced[name] = orig
 		}
+		// held by another manager again: it is theirs, the record goes
 	}
 	orderLikeLive(desired, container.Env)
-	names := make([]string, len(want))
-	for i, w := range want {
+	names := make([]string, len(free))
+	for i, w := range free {
 		names[i] = w.Name
 	}
 	annotations := envAnnotations(names, nextReplaced)
 	if annotationsMatch(d.Annotations, annotations, ManagedEnvAnnotation, ReplacedEnvAnnotation) && envPresent(container.Env, desired) {
-		return nil
+		return nil, held
 	}
-	return deploymentEnvApply(d, container.Name, desired, annotations)
+	return deploymentEnvApply(d, container.Name, desired, annotations), held
 }
 
 // istiodEnvNames are the variables istiod's container will carry once the

@@ -14,7 +14,6 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
-	"github.com/meshsettings/meshsettings-operator/internal/render"
 )
 
 // Unit tests of the pure planning step; the envtest suite covers the writes.
@@ -31,7 +30,7 @@ func istiod(env []corev1.EnvVar, annotations map[string]string) (*appsv1.Deploym
 
 func appliedEnv(t *testing.T, d *appsv1.Deployment, c *corev1.Container, want []corev1.EnvVar) (map[string]string, map[string]string) {
 	t.Helper()
-	ac := planEnv(d, c, want)
+	ac, _ := planEnv(d, c, want)
 	if ac == nil {
 		return nil, nil
 	}
@@ -44,43 +43,81 @@ func appliedEnv(t *testing.T, d *appsv1.Deployment, c *corev1.Container, want []
 	return env, ac.Annotations
 }
 
-func TestPlanEnvRecordsAndRestoresReplacedEntries(t *testing.T) {
-	helm := []corev1.EnvVar{{Name: "REVISION", Value: "default"}, {Name: "PILOT_TRACE_SAMPLING", Value: "1"}}
+// holds adds a managedFields entry of manager owning the named env entries
+// of the discovery container, as the API server records Helm's writes.
+func holds(d *appsv1.Deployment, manager string, op metav1.ManagedFieldsOperationType, names ...string) {
+	env := map[string]any{}
+	for _, n := range names {
+		env[itemKey(n)] = map[string]any{".": map[string]any{}, "f:name": map[string]any{}, "f:value": map[string]any{}}
+	}
+	set := map[string]any{"f:spec": map[string]any{"f:template": map[string]any{"f:spec": map[string]any{"f:containers": map[string]any{
+		itemKey("discovery"): map[string]any{"f:env": env, "f:image": map[string]any{}}}}}}}
+	raw, _ := json.Marshal(set)
+	d.ManagedFields = append(d.ManagedFields, metav1.ManagedFieldsEntry{Manager: manager, Operation: op, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: raw}})
+}
 
-	// First write: Helm's PILOT_TRACE_SAMPLING is taken over and recorded.
+func TestPlanEnvLeavesEntriesOtherManagersHold(t *testing.T) {
+	helm := []corev1.EnvVar{{Name: "REVISION", Value: "default"}, {Name: "PILOT_TRACE_SAMPLING", Value: "1"}, {Name: "CLUSTER_ID", Value: "Kubernetes"}}
+	want := []corev1.EnvVar{{Name: "PILOT_TRACE_SAMPLING", Value: "10"}, {Name: "CLUSTER_ID", Value: "Kubernetes"}, {Name: "PILOT_JWT_PUB_KEY_REFRESH_INTERVAL", Value: "5m"}}
 	d, c := istiod(helm, nil)
-	env, ann := appliedEnv(t, d, c, []corev1.EnvVar{{Name: "PILOT_TRACE_SAMPLING", Value: "10"}, {Name: "CLUSTER_ID", Value: "east"}})
-	if env["PILOT_TRACE_SAMPLING"] != "10" || env["CLUSTER_ID"] != "east" || len(env) != 2 {
-		t.Fatalf("applied env %v", env)
+	holds(d, "helm", metav1.ManagedFieldsOperationApply, "REVISION", "PILOT_TRACE_SAMPLING", "CLUSTER_ID")
+
+	ac, held := planEnv(d, c, want)
+	if ac == nil || len(ac.Spec.Template.Spec.Containers[0].Env) != 1 || *ac.Spec.Template.Spec.Containers[0].Env[0].Name != "PILOT_JWT_PUB_KEY_REFRESH_INTERVAL" {
+		t.Fatalf("the operator must apply only the entry nobody else holds: %+v", ac)
 	}
-	if _, ownsHelms := env["REVISION"]; ownsHelms {
-		t.Fatal("the operator must not own Helm's other entries")
+	if ac.Annotations[ManagedEnvAnnotation] != `["PILOT_JWT_PUB_KEY_REFRESH_INTERVAL"]` || ac.Annotations[ReplacedEnvAnnotation] != "" {
+		t.Errorf("records %v", ac.Annotations)
 	}
-	var replaced map[string]corev1.EnvVar
-	if err := json.Unmarshal([]byte(ann[ReplacedEnvAnnotation]), &replaced); err != nil || replaced["PILOT_TRACE_SAMPLING"].Value != "1" || len(replaced) != 1 {
-		t.Fatalf("replaced-env %q (%v)", ann[ReplacedEnvAnnotation], err)
+	// CLUSTER_ID holds the wanted value already: nothing to report.
+	if len(held) != 1 || held[0] != (heldEnv{Name: "PILOT_TRACE_SAMPLING", Manager: "helm (Apply)", Live: "1", Want: "10"}) {
+		t.Fatalf("held %+v", held)
 	}
-	if ann[ManagedEnvAnnotation] != `["PILOT_TRACE_SAMPLING","CLUSTER_ID"]` {
-		t.Fatalf("managed-env %q", ann[ManagedEnvAnnotation])
+	msg := heldMessage(held)
+	for _, part := range []string{`PILOT_TRACE_SAMPLING is applied by helm (Apply) with value "1", not "10"`, `traceSampling: ""`, "not null"} {
+		if !strings.Contains(msg, part) {
+			t.Errorf("message %q lacks %q", msg, part)
+		}
 	}
 
-	// Converged: nothing to write.
-	live := []corev1.EnvVar{helm[0], {Name: "CLUSTER_ID", Value: "east"}, {Name: "PILOT_TRACE_SAMPLING", Value: "10"}}
-	d, c = istiod(live, ann)
-	if ac := planEnv(d, c, []corev1.EnvVar{{Name: "PILOT_TRACE_SAMPLING", Value: "10"}, {Name: "CLUSTER_ID", Value: "east"}}); ac != nil {
-		t.Fatalf("a converged Deployment gets an apply: %v", ac)
+	// Helm 3 (Update) holds it the same way: the operation does not matter for env.
+	d, c = istiod(helm, nil)
+	holds(d, "helm", metav1.ManagedFieldsOperationUpdate, "PILOT_TRACE_SAMPLING")
+	if _, held := planEnv(d, c, want[:1]); len(held) != 1 || held[0].Manager != "helm (Update)" {
+		t.Errorf("held %+v", held)
 	}
+	// The operator's own entry is not held.
+	d, c = istiod(helm, nil)
+	holds(d, FieldManager, metav1.ManagedFieldsOperationApply, "PILOT_TRACE_SAMPLING")
+	if ac, held := planEnv(d, c, want[:1]); len(held) != 0 || ac == nil {
+		t.Errorf("own entry: held %+v, apply %v", held, ac)
+	}
+}
 
-	// The spec stops setting both: CLUSTER_ID goes, Helm's value comes back and stays recorded.
-	env, ann = appliedEnv(t, d, c, nil)
-	if len(env) != 1 || env["PILOT_TRACE_SAMPLING"] != "1" {
-		t.Fatalf("after unsetting, applied env %v; want only the restored PILOT_TRACE_SAMPLING=1", env)
+func TestHeldEnvRemedies(t *testing.T) {
+	for h, want := range map[heldEnv]string{
+		{Name: "PILOT_CERT_PROVIDER", Want: "custom"}: `set the chart value global.pilotCertProvider: "custom"`,
+		{Name: "CLUSTER_ID", Want: "east"}:            `set the chart value global.multiCluster.clusterName: "east"`,
+		{Name: "MY_FLAG", Want: "true"}:               `remove env.MY_FLAG from the chart values`,
+	} {
+		if got := h.remedy(); !strings.Contains(got, want) {
+			t.Errorf("%s: %q lacks %q", h.Name, got, want)
+		}
 	}
-	if _, ok := ann[ManagedEnvAnnotation]; ok {
-		t.Fatalf("nothing is managed any more, yet %v", ann)
+}
+
+// An entry an earlier operator took over keeps its record while the spec
+// sets it, and gets its recorded value back when the spec stops.
+func TestPlanEnvRestoresEntriesTakenOverBefore(t *testing.T) {
+	legacy := envAnnotations([]string{"PILOT_TRACE_SAMPLING"}, map[string]corev1.EnvVar{"PILOT_TRACE_SAMPLING": {Name: "PILOT_TRACE_SAMPLING", Value: "1"}})
+	d, c := istiod([]corev1.EnvVar{{Name: "PILOT_TRACE_SAMPLING", Value: "10"}}, legacy)
+	holds(d, FieldManager, metav1.ManagedFieldsOperationApply, "PILOT_TRACE_SAMPLING")
+	if ac, _ := planEnv(d, c, []corev1.EnvVar{{Name: "PILOT_TRACE_SAMPLING", Value: "10"}}); ac != nil {
+		t.Fatalf("converged, yet %v", ac)
 	}
-	if !strings.Contains(ann[ReplacedEnvAnnotation], "PILOT_TRACE_SAMPLING") {
-		t.Fatalf("the restored entry must stay recorded: %v", ann)
+	env, ann := appliedEnv(t, d, c, nil)
+	if len(env) != 1 || env["PILOT_TRACE_SAMPLING"] != "1" || !strings.Contains(ann[ReplacedEnvAnnotation], "PILOT_TRACE_SAMPLING") {
+		t.Fatalf("applied %v, records %v", env, ann)
 	}
 }
 
@@ -101,6 +138,7 @@ func TestComputePlanSendsNothingWhenConverged(t *testing.T) {
 	ms := &meshv1alpha1.MeshSettings{
 		ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: "istio-system", Generation: 1},
 		Spec: meshv1alpha1.MeshSettingsSpec{
+			ConfigMapOwnership:    meshv1alpha1.ConfigMapOwn,
 			OutboundTrafficPolicy: &meshv1alpha1.OutboundTrafficPolicy{Mode: meshv1alpha1.OutboundAllowAny},
 			Tracing:               &meshv1alpha1.Tracing{SamplingPercentage: "5"},
 			Namespaces:            []meshv1alpha1.NamespaceRule{{Names: []string{"app"}, Dataplane: meshv1alpha1.DataplaneAmbient}},
@@ -129,7 +167,7 @@ func TestComputePlanSendsNothingWhenConverged(t *testing.T) {
 	// Feed the plan's result back as the observed state: the next plan is empty.
 	obs.configMap = &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "istio", Namespace: "istio-system", Annotations: p.configMapApply.Annotations},
-		Data:       map[string]string{render.MeshKey: p.meshDocument},
+		Data:       p.configMapApply.Data,
 	}
 	d.Annotations = p.deploymentApply.Annotations
 	d.Spec.Template.Spec.Containers[0].Env = append(d.Spec.Template.Spec.Containers[0].Env, corev1.EnvVar{Name: "PILOT_TRACE_SAMPLING", Value: "5"})

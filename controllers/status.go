@@ -124,6 +124,10 @@ func deriveStatus(old *meshv1alpha1.MeshSettingsStatus, in *pass, now metav1.Tim
 	switch {
 	case in.cmErr != nil:
 		set(meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionFalse, meshv1alpha1.ReasonApplyFailed, in.cmErr.Error())
+	case p.configMapMissing:
+		set(meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionFalse, meshv1alpha1.ReasonConfigMapNotFound, configMapMissingMessage(in))
+	case p.meshApplyOwner != "":
+		set(meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionFalse, meshv1alpha1.ReasonMeshConfigOwnedByApply, ownedByApplyMessage(in))
 	default:
 		set(meshv1alpha1.ConditionMeshConfigApplied, metav1.ConditionTrue, meshv1alpha1.ReasonUpToDate,
 			fmt.Sprintf("ConfigMap %s holds the mesh document", t.ConfigMap))
@@ -139,6 +143,9 @@ func deriveStatus(old *meshv1alpha1.MeshSettingsStatus, in *pass, now metav1.Tim
 		// changed while applying: the retry decides
 	case in.depErr != nil:
 		set(meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, meshv1alpha1.ReasonApplyFailed, in.depErr.Error())
+	case len(p.envHeld) > 0:
+		set(meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionFalse, meshv1alpha1.ReasonEnvHeldByOtherManager,
+			fmt.Sprintf("Deployment %s: %s", t.IstiodDeployment, heldMessage(p.envHeld)))
 	default:
 		set(meshv1alpha1.ConditionIstiodEnvApplied, metav1.ConditionTrue, meshv1alpha1.ReasonUpToDate,
 			fmt.Sprintf("Deployment %s has the %d environment entries", t.IstiodDeployment, len(p.env.Env)))
@@ -169,12 +176,21 @@ func deriveStatus(old *meshv1alpha1.MeshSettingsStatus, in *pass, now metav1.Tim
 		suffix = "; warning: " + strings.Join(w, "; warning: ")
 	}
 	switch {
+	case p.meshApplyOwner != "":
+		stall(meshv1alpha1.ReasonMeshConfigOwnedByApply, ownedByApplyMessage(in)+suffix)
 	case len(p.conflicts) > 0:
 		stall(meshv1alpha1.ReasonLabelConflict, "Namespace labels held by other managers: "+conflictMessage(p.conflicts)+suffix)
+	case p.configMapMissing:
+		meta.RemoveStatusCondition(&st.Conditions, meshv1alpha1.ConditionStalled)
+		set(meshv1alpha1.ConditionReady, metav1.ConditionFalse, meshv1alpha1.ReasonConfigMapNotFound, configMapMissingMessage(in)+suffix)
 	case p.istiodMissing || p.containerAbsent:
 		meta.RemoveStatusCondition(&st.Conditions, meshv1alpha1.ConditionStalled)
 		set(meshv1alpha1.ConditionReady, metav1.ConditionFalse, meshv1alpha1.ReasonIstiodNotFound,
 			"Mesh ConfigMap written; waiting for istiod Deployment "+t.IstiodDeployment+suffix)
+	case len(p.envHeld) > 0:
+		meta.RemoveStatusCondition(&st.Conditions, meshv1alpha1.ConditionStalled)
+		set(meshv1alpha1.ConditionReady, metav1.ConditionFalse, meshv1alpha1.ReasonEnvHeldByOtherManager,
+			"Mesh ConfigMap written; "+heldMessage(p.envHeld)+suffix)
 	default:
 		meta.RemoveStatusCondition(&st.Conditions, meshv1alpha1.ConditionStalled)
 		set(meshv1alpha1.ConditionReady, metav1.ConditionTrue, meshv1alpha1.ReasonReconciled,
@@ -182,6 +198,19 @@ func deriveStatus(old *meshv1alpha1.MeshSettingsStatus, in *pass, now metav1.Tim
 				t.ConfigMap, t.IstiodDeployment, p.labeled, suffix))
 	}
 	return st
+}
+
+func configMapMissingMessage(in *pass) string {
+	return fmt.Sprintf("ConfigMap %s not found in %s; with configMapOwnership Merge the operator never creates it and waits for its owner "+
+		"(Helm with configMap=true) to create it; set configMapOwnership: Own to have the operator create and own it", in.targets.ConfigMap, in.namespace)
+}
+
+func ownedByApplyMessage(in *pass) string {
+	return fmt.Sprintf("ConfigMap %s/%s key %q is owned by manager %q with server-side apply (Helm 4's default, Argo CD with ServerSideApply=true); "+
+		"with configMapOwnership Merge, taking it would make that manager's next apply fail, so nothing is written to the ConfigMap. "+
+		"Remedy: install the chart with configMap=false and set configMapOwnership: Own (docs/helm.md), "+
+		"or have that manager write with client-side apply (helm --server-side=false, Argo CD without ServerSideApply)",
+		in.namespace, in.targets.ConfigMap, render.MeshKey, in.plan.meshApplyOwner)
 }
 
 // warnings are the problems of an applied plan that need no retry but the

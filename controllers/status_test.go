@@ -76,6 +76,20 @@ func TestDeriveStatus(t *testing.T) {
 			msgHas: `ConfigMap istio-system/istio key "mesh": istiod rejects the mesh document`},
 		{name: "conflict", old: &meshv1alpha1.MeshSettingsStatus{}, in: passWith(func(in *pass) { in.conflictWith = "first" }),
 			want: [6]string{"False/Conflict", "-", "True/Conflict", "-", "-", "-"}, msgHas: "MeshSettings first, created earlier"},
+		{name: "Merge and no ConfigMap: waits", old: &meshv1alpha1.MeshSettingsStatus{}, in: passWith(func(in *pass) {
+			in.plan = appliedPlan(func(p *plan) { p.configMapMissing = true })
+		}), want: [6]string{"False/ConfigMapNotFound", "-", "-", "False/ConfigMapNotFound", "True/UpToDate", "True/UpToDate"},
+			msgHas: "ConfigMap istio not found in istio-system; with configMapOwnership Merge the operator never creates it"},
+		{name: "Merge and the mesh key applied by another manager: stalls with the remedy", old: readyStatus(), in: passWith(func(in *pass) {
+			in.plan = appliedPlan(func(p *plan) { p.meshApplyOwner = "helm" })
+		}), want: [6]string{"False/MeshConfigOwnedByApply", "-", "True/MeshConfigOwnedByApply", "False/MeshConfigOwnedByApply", "True/UpToDate", "True/UpToDate"},
+			msgHas: `owned by manager "helm" with server-side apply`},
+		{name: "an env entry held by Helm", old: readyStatus(), in: passWith(func(in *pass) {
+			in.plan = appliedPlan(func(p *plan) {
+				p.envHeld = []heldEnv{{Name: "PILOT_TRACE_SAMPLING", Manager: "helm (Apply)", Live: "1", Want: "5"}}
+			})
+		}), want: [6]string{"False/EnvHeldByOtherManager", "-", "-", "True/UpToDate", "False/EnvHeldByOtherManager", "True/UpToDate"},
+			msgHas: `PILOT_TRACE_SAMPLING is applied by helm (Apply) with value "1", not "5": set the chart value traceSampling: ""`},
 		{name: "transient read error", old: readyStatus(), in: passWith(func(in *pass) { in.err = errors.New("listing namespaces: timeout") }),
 			want: [6]string{"False/Progressing", "True/Progressing", "-", "True/UpToDate", "True/UpToDate", "True/UpToDate"}, msgHas: "Retrying after error: listing namespaces: timeout", retries: true},
 		{name: "ConfigMap write refused", old: readyStatus(), in: passWith(func(in *pass) {
