@@ -182,8 +182,12 @@ func TestGoldenOutputsAreConsistent(t *testing.T) {
 			if cm.Kind != "ConfigMap" || cm.APIVersion != "v1" || cm.Name != targets.ConfigMap || cm.Namespace != ms.Namespace {
 				t.Errorf("ConfigMap %s %s %s/%s, want v1 ConfigMap %s/%s", cm.APIVersion, cm.Kind, cm.Namespace, cm.Name, ms.Namespace, targets.ConfigMap)
 			}
-			if len(cm.Data) != 1 {
-				t.Errorf("ConfigMap data keys %v, want only %q", cm.Data, render.MeshKey)
+			wantKeys := 1 // Merge: the mesh key only
+			if render.Ownership(&ms.Spec) == v1alpha1.ConfigMapOwn {
+				wantKeys = 2 // the ConfigMap the operator creates: mesh and meshNetworks
+			}
+			if len(cm.Data) != wantKeys || cm.Data[render.MeshKey] == "" {
+				t.Errorf("ConfigMap data keys %v, want %d", cm.Data, wantKeys)
 			}
 			managed, err := render.DecodeManaged(cm.Annotations[render.ManagedKeysAnnotation])
 			if err != nil {

@@ -168,8 +168,8 @@ spec:
 		Expect(labels("payments-prod")).To(And(HaveKeyWithValue("team", "payments"), Not(HaveKey(render.LabelDataplaneMode))))
 		env := kubectl("get", "deploy", "istiod-canary", "-n", ns, "-o",
 			`jsonpath={range .spec.template.spec.containers[0].env[*]}{.name}={.value}{"\n"}{end}`)
-		Expect(env).To(ContainSubstring("PILOT_TRACE_SAMPLING=1\n"))
-		Expect(env).To(ContainSubstring("CLUSTER_ID=Kubernetes\n"))
+		Expect(env).NotTo(ContainSubstring("PILOT_TRACE_SAMPLING="), "the operator's entry stays behind")
+		Expect(env).To(ContainSubstring("CLUSTER_ID=eu-west-1-prod\n"), "Helm's entry was changed")
 		Expect(env).NotTo(ContainSubstring("PILOT_ENABLE_STATUS"))
 	})
 

@@ -151,22 +151,6 @@ spec:
 	return b.String()
 }
 
-const meshConfigMap = `apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: NAME
-  labels:
-    app.kubernetes.io/instance: istio-control-plane
-data:
-  mesh: |-
-    defaultConfig:
-      discoveryAddress: istiod.istio-system.svc:15012
-    enablePrometheusMerge: true
-    rootNamespace: istio-system
-    trustDomain: cluster.local
-  meshNetworks: 'networks: {}'
-`
-
 func envOf(u *unstructured.Unstructured) []any {
 	containers := field(u, "spec", "template", "spec", "containers").([]any)
 	for _, c := range containers {
@@ -217,9 +201,7 @@ var _ = Describe("Argo CD applying MeshSettings and istiod with server-side appl
 		msManifest.SetAnnotations(ann)
 		rev := field(msManifest, "spec", "revision").(string)
 
-		By("Argo CD syncing Istio's Helm output: the mesh ConfigMap and istiod")
-		_, err = argoApply(cmGVR, manifest(strings.Replace(meshConfigMap, "NAME", "istio-"+rev, 1), cp), false)
-		Expect(err).NotTo(HaveOccurred())
+		By("Argo CD syncing Istio's Helm output, rendered with configMap=false: istiod, no mesh ConfigMap")
 		istiod = manifest(istiodManifest("istiod-"+rev, rev, helmEnv, helmEnvKeys), cp)
 		_, err = argoApply(depGVR, istiod, false)
 		Expect(err).NotTo(HaveOccurred())
@@ -327,84 +309,84 @@ var _ = Describe("Argo CD applying MeshSettings and istiod with server-side appl
 		}, 2*time.Second, 200*time.Millisecond).Should(Equal(live.GetGeneration()), "istiod rolled after a no-op sync")
 	})
 
-	It("replaces the operator's mesh document when Argo CD re-applies Istio's ConfigMap: a real diff", func() {
+	It("owns the mesh ConfigMap (configMapOwnership Own): the revision's baseline plus the spec, nothing for Argo CD to diff", func() {
 		rev := field(msManifest, "spec", "revision").(string)
-		cm := manifest(strings.Replace(meshConfigMap, "NAME", "istio-"+rev, 1), cp)
-		live := get(cmGVR, cp, cm.GetName())
-		Expect(field(live, "data", "mesh")).To(ContainSubstring("REGISTRY_ONLY"))
-		predicted, err := argoApply(cmGVR, cm, true)
-		Expect(err).NotTo(HaveOccurred())
-		// data.mesh is one string both write: Argo CD's copy replaces the
-		// operator's. This is the real diff ignoreDifferences must hide
-		// (docs/gitops.md); the test keeps the claim honest.
-		Expect(field(predicted, "data", "mesh")).NotTo(ContainSubstring("REGISTRY_ONLY"))
-		Expect(field(predicted, "data", "mesh")).To(Equal(field(cm, "data", "mesh")))
-
-		By("a sync reverts the mesh document and the operator writes it again")
-		_, err = argoApply(cmGVR, cm, false)
-		Expect(err).NotTo(HaveOccurred())
-		Eventually(func() any {
-			return field(get(cmGVR, cp, cm.GetName()), "data", "mesh")
-		}, timeout, interval).Should(ContainSubstring("REGISTRY_ONLY"))
-		Expect(field(get(cmGVR, cp, cm.GetName()), "data", "mesh")).To(ContainSubstring("discoveryAddress: istiod.istio-system.svc:15012"))
+		live := get(cmGVR, cp, "istio-"+rev)
+		doc := map[string]any{}
+		Expect(yaml.Unmarshal([]byte(field(live, "data", "mesh").(string)), &doc)).To(Succeed())
+		Expect(doc["outboundTrafficPolicy"]).To(Equal(map[string]any{"mode": "REGISTRY_ONLY"}))
+		Expect(doc["defaultConfig"]).To(HaveKeyWithValue("discoveryAddress", "istiod-"+rev+"."+cp+".svc:15012"))
+		Expect(doc).To(HaveKeyWithValue("rootNamespace", cp))
+		Expect(doc).To(HaveKeyWithValue("trustDomain", "cluster.local"))
+		Expect(field(live, "data", "meshNetworks")).To(Equal("networks: {}"))
+		for _, e := range live.GetManagedFields() {
+			Expect(e.Manager).NotTo(Equal(argoManager), "Argo CD does not manage the ConfigMap")
+		}
 	})
 })
 
 // sharedEnvIstiod is istiod as Istio's chart renders it for the default
-// revision, with PILOT_TRACE_SAMPLING=1 from Helm.
+// revision with its default traceSampling: PILOT_TRACE_SAMPLING=1.
 func sharedEnvIstiod() string {
 	env := map[string]string{"REVISION": "default", "PILOT_TRACE_SAMPLING": "1", "CLUSTER_ID": "Kubernetes"}
 	return istiodManifest("istiod", "default", env, []string{"REVISION", "PILOT_TRACE_SAMPLING", "CLUSTER_ID"})
 }
 
-// setSharedEnv applies, as Argo CD, a MeshSettings that sets an env entry
-// Helm sets too (PILOT_TRACE_SAMPLING=10) and one only the operator sets
-// (DEFAULT_WORKLOAD_CERT_TTL), waits until it is Healthy and returns istiod
+// ownSamplingIstiod is istiod rendered with traceSampling: "": the
+// MeshSettings owns PILOT_TRACE_SAMPLING (docs/helm.md).
+func ownSamplingIstiod() string {
+	env := map[string]string{"REVISION": "default", "CLUSTER_ID": "Kubernetes"}
+	return istiodManifest("istiod", "default", env, []string{"REVISION", "CLUSTER_ID"})
+}
+
+// setSharedEnv applies, as Argo CD, a MeshSettings (configMapOwnership Own)
+// that sets PILOT_TRACE_SAMPLING=10 and an entry only the operator sets
+// (DEFAULT_WORKLOAD_CERT_TTL), waits for the given health and returns istiod
 // and the operator's TTL value.
-func setSharedEnv(cp string) (live *unstructured.Unstructured, ttl string) {
+func setSharedEnv(cp, wantHealth string) (live *unstructured.Unstructured, ttl string) {
 	GinkgoHelper()
 	_, err := argoApply(msGVR, manifest(`apiVersion: mesh.meshsettings.io/v1alpha1
 kind: MeshSettings
 metadata:
   name: mesh
 spec:
+  configMapOwnership: Own
   tracing:
     samplingPercentage: "10"
   istiod:
     workloadCertTTL: 12h0m0s
 `, cp), false)
 	Expect(err).NotTo(HaveOccurred())
-	eventuallyHealth(cp, "mesh", "Healthy")
+	eventuallyHealth(cp, "mesh", wantHealth)
+	Eventually(func() string {
+		return envValue(envOf(get(depGVR, cp, "istiod")), "DEFAULT_WORKLOAD_CERT_TTL")
+	}, timeout, interval).ShouldNot(Equal("<absent>"))
 	live = get(depGVR, cp, "istiod")
-	Expect(envValue(envOf(live), "PILOT_TRACE_SAMPLING")).To(Equal("10"))
-	ttl = envValue(envOf(live), "DEFAULT_WORKLOAD_CERT_TTL")
-	Expect(ttl).NotTo(Equal("<absent>"))
-	return live, ttl
+	return live, envValue(envOf(live), "DEFAULT_WORKLOAD_CERT_TTL")
 }
 
 var _ = Describe("Argo CD and the operator both setting one istiod env entry", func() {
-	It("is a real diff: Istio's chart sets PILOT_TRACE_SAMPLING, a sync reverts it and the operator restores it", func() {
+	It("is left to Argo CD: the MeshSettings names the chart value to set (Degraded); a sync shows no diff and rolls nothing", func() {
 		cp := createNamespace("istio-system-", nil)
 		istiod := manifest(sharedEnvIstiod(), cp)
 		_, err := argoApply(depGVR, istiod, false)
 		Expect(err).NotTo(HaveOccurred())
-		live, ttl := setSharedEnv(cp)
+		dep, ttl := setSharedEnv(cp, "Degraded")
+		Expect(health(get(msGVR, cp, "mesh")).Message).To(ContainSubstring(`traceSampling: ""`))
+		Expect(envValue(envOf(dep), "PILOT_TRACE_SAMPLING")).To(Equal("1"), "the operator took Argo CD's entry")
 
-		By("Server-Side Diff predicts Helm's value: Argo CD shows OutOfSync")
+		By("Server-Side Diff predicts the live object: no diff")
 		predicted, err := argoApply(depGVR, istiod, true)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(envValue(envOf(predicted), "PILOT_TRACE_SAMPLING")).To(Equal("1"))
-		// Entries only the operator sets are not part of that diff.
+		Expect(envOf(predicted)).To(Equal(envOf(dep)))
 		Expect(envValue(envOf(predicted), "DEFAULT_WORKLOAD_CERT_TTL")).To(Equal(ttl))
 
-		By("a sync reverts it and the operator restores it: two istiod rollouts per sync")
+		By("a sync rolls nothing, and the operator does not fight")
 		synced, err := argoApply(depGVR, istiod, false)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(envValue(envOf(synced), "PILOT_TRACE_SAMPLING")).To(Equal("1"))
-		Eventually(func() string {
-			return envValue(envOf(get(depGVR, cp, "istiod")), "PILOT_TRACE_SAMPLING")
-		}, timeout, interval).Should(Equal("10"))
-		Expect(get(depGVR, cp, "istiod").GetGeneration()).To(BeNumerically(">=", live.GetGeneration()+2))
+		Expect(synced.GetGeneration()).To(Equal(dep.GetGeneration()))
+		Consistently(func() int64 { return get(depGVR, cp, "istiod").GetGeneration() }, 2*time.Second, 200*time.Millisecond).
+			Should(Equal(dep.GetGeneration()))
 	})
 })
 
@@ -421,6 +403,7 @@ kind: MeshSettings
 metadata:
   name: waiting
 spec:
+  configMapOwnership: Own
   outboundTrafficPolicy:
     mode: ALLOW_ANY
 `, cp)
