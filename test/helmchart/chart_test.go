@@ -22,6 +22,7 @@ import (
 	release "helm.sh/helm/v4/pkg/release/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -140,7 +141,7 @@ func TestDefaultsRenderTheOperator(t *testing.T) {
 	}
 	want := map[string]int{
 		"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2,
-		"Role": 2, "RoleBinding": 2, "Service": 1, "Deployment": 1,
+		"Role": 2, "RoleBinding": 2, "Service": 1, "Deployment": 1, "PodDisruptionBudget": 1,
 		"ValidatingAdmissionPolicy": 2, "ValidatingAdmissionPolicyBinding": 2,
 	}
 	if !reflect.DeepEqual(kinds, want) {
@@ -156,8 +157,8 @@ func TestDefaultsRenderTheOperator(t *testing.T) {
 	if env := d.Spec.Template.Spec.Containers[0].Env; !reflect.DeepEqual(env, wantEnv) {
 		t.Errorf("env %+v, want %+v", env, wantEnv)
 	}
-	if *d.Spec.Replicas != 1 {
-		t.Errorf("replicas %d, want 1", *d.Spec.Replicas)
+	if *d.Spec.Replicas != 2 {
+		t.Errorf("replicas %d, want 2 (a standby for the owner of the mesh ConfigMap)", *d.Spec.Replicas)
 	}
 	chartYAML := struct {
 		AppVersion string `json:"appVersion"`
@@ -318,7 +319,7 @@ func TestValuesChangeTheDeployment(t *testing.T) {
 		t.Errorf("podSecurityContext not used: %+v", d.Spec.Template.Spec.SecurityContext)
 	}
 
-	objs = mustRender(t, "ops", map[string]any{"leaderElection": map[string]any{"enabled": false}, "watchNamespace": "mesh-cp"})
+	objs = mustRender(t, "ops", map[string]any{"replicas": 1, "leaderElection": map[string]any{"enabled": false}, "watchNamespace": "mesh-cp"})
 	c = deployment(t, objs).Spec.Template.Spec.Containers[0]
 	if !slices.Contains(c.Args, "--leader-elect=false") || !slices.Contains(c.Args, "--control-plane-namespace=mesh-cp") {
 		t.Errorf("args %q", c.Args)
@@ -344,7 +345,7 @@ func TestOperatorAcceptsTheRenderedArgs(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the operator: %v\n%s", err, out)
 	}
-	for _, values := range []map[string]any{nil, {"leaderElection": map[string]any{"enabled": false}, "watchNamespace": ""}} {
+	for _, values := range []map[string]any{nil, {"replicas": 1, "leaderElection": map[string]any{"enabled": false}, "watchNamespace": ""}} {
 		args := deployment(t, mustRender(t, "ops", values)).Spec.Template.Spec.Containers[0].Args
 		// -h after the rendered flags: each is parsed first; an unknown one fails.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -564,5 +565,33 @@ func TestRevisionsExtendTheNamesTheOperatorMayPatch(t *testing.T) {
 	}
 	if !reflect.DeepEqual(named, want) {
 		t.Errorf("resourceNames %v, want %v", named, want)
+	}
+}
+
+// The PodDisruptionBudget keeps the owner of the mesh ConfigMap through node
+// drains: it selects exactly the operator's pods, and is not rendered over a
+// single replica, where it would block every drain.
+func TestPodDisruptionBudget(t *testing.T) {
+	objs := mustRender(t, "meshsettings-system", nil)
+	pdbs := find(objs, "PodDisruptionBudget", "")
+	if len(pdbs) != 1 {
+		t.Fatalf("%d PodDisruptionBudgets, want 1", len(pdbs))
+	}
+	pdb := into[policyv1.PodDisruptionBudget](t, pdbs[0])
+	d := deployment(t, objs)
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 || pdb.Spec.MaxUnavailable != nil {
+		t.Errorf("minAvailable %v, maxUnavailable %v; want minAvailable 1", pdb.Spec.MinAvailable, pdb.Spec.MaxUnavailable)
+	}
+	if !reflect.DeepEqual(pdb.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels) {
+		t.Errorf("PDB selects %v, the Deployment's pods are %v", pdb.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels)
+	}
+	for _, values := range []map[string]any{{"replicas": 1}, {"podDisruptionBudget": map[string]any{"enabled": false}}} {
+		objs, err := render(t, "meshsettings-system", values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(find(objs, "PodDisruptionBudget", "")); n != 0 {
+			t.Errorf("values %v: %d PodDisruptionBudgets, want none", values, n)
+		}
 	}
 }
