@@ -66,8 +66,8 @@ type plan struct {
 	// operator's last write: this write merges the spec in once more.
 	rewritten []render.Path
 
-	istiodTag       string
-	env             render.EnvResult
+	istiodTag string
+	env       render.EnvResult
 	// envHeld lists the entries the spec sets that another manager holds.
 	envHeld         []heldEnv
 	istiodMissing   bool
