@@ -152,7 +152,8 @@ var _ = Describe("regressions under faults, with the operator binary", Ordered, 
 				Selector: &metav1.LabelSelector{MatchLabels: labels},
 				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{{
 					Name: "discovery", Image: "docker.io/istio/pilot:1.28.1",
-					Env: []corev1.EnvVar{{Name: "PILOT_TRACE_SAMPLING", Value: "1"}},
+					// Rendered with traceSampling: "": the MeshSettings owns PILOT_TRACE_SAMPLING (docs/helm.md).
+					Env: []corev1.EnvVar{{Name: "REVISION", Value: "default"}},
 				}}}},
 			},
 		}, client.FieldOwner("helm"))).To(Succeed())
@@ -232,7 +233,7 @@ var _ = Describe("regressions under faults, with the operator binary", Ordered, 
 		Expect(meshOf()).To(Equal(faultsHelmMesh))
 		d := &appsv1.Deployment{}
 		Expect(c.Get(env.Ctx, client.ObjectKey{Namespace: "istio-system", Name: "istiod"}, d)).To(Succeed())
-		Expect(d.Spec.Template.Spec.Containers[0].Env).To(Equal([]corev1.EnvVar{{Name: "PILOT_TRACE_SAMPLING", Value: "1"}}))
+		Expect(d.Spec.Template.Spec.Containers[0].Env).To(Equal([]corev1.EnvVar{{Name: "REVISION", Value: "default"}}))
 	})
 
 	It("says Reconciling when killed while labeling 2,000 namespaces, and ends exact after a restart", func() {
