@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshsettings/meshsettings-operator/internal/render"
@@ -131,11 +132,7 @@ func (h heldEnv) remedy() string {
 func heldMessage(held []heldEnv) string {
 	parts := make([]string, len(held))
 	for i, h := range held {
-		live := fmt.Sprintf("%q", h.Live)
-		if h.Live == "" {
-			live = "(valueFrom)"
-		}
-		parts[i] = fmt.Sprintf("%s is applied by %s with value %s, not %q: %s", h.Name, h.Manager, live, h.Want, h.remedy())
+		parts[i] = fmt.Sprintf("%s is applied by %s with value %q, not %q: %s", h.Name, h.Manager, h.Live, h.Want, h.remedy())
 	}
 	return "istiod env entries held by another manager, left as they are: " + strings.Join(parts, "; ")
 }
@@ -150,16 +147,24 @@ func splitHeld(d *appsv1.Deployment, container *corev1.Container, want []corev1.
 			free = append(free, w)
 			continue
 		}
-		h := heldEnv{Name: w.Name, Manager: manager, Want: w.Value}
+		h := heldEnv{Name: w.Name, Manager: manager, Want: envText(w)}
 		if i := slices.IndexFunc(container.Env, func(e corev1.EnvVar) bool { return e.Name == w.Name }); i >= 0 {
-			if container.Env[i].ValueFrom == nil && container.Env[i].Value == w.Value {
+			if equality.Semantic.DeepEqual(container.Env[i], w) {
 				continue // holds the wanted value already: nothing to write, nothing to report
 			}
-			h.Live = container.Env[i].Value
+			h.Live = envText(container.Env[i])
 		}
 		held = append(held, h)
 	}
 	return free, held
+}
+
+// envText is an entry's value for a message; a valueFrom reads "(valueFrom)".
+func envText(e corev1.EnvVar) string {
+	if e.ValueFrom != nil {
+		return "(valueFrom)"
+	}
+	return e.Value
 }
 
 // keepWriteOwners is the cache transform of ConfigMaps and Deployments: the
