@@ -264,19 +264,3 @@ func goDuration(d time.Duration) string {
 	}
 	return s
 }
-
-// CheckVersion reports settings the running istiod cannot parse at all:
-// writing them would make istiod reject the whole mesh document.
-func CheckVersion(spec *v1alpha1.MeshSettingsSpec, istiodTag string) error {
-	version, known := ParseVersion(istiodTag)
-	if !known {
-		return nil
-	}
-	if p := spec.OutboundTrafficPolicy; p != nil && p.Mode == v1alpha1.OutboundAllowAnyDynamicDNS && version.Less(Version{1, 30}) {
-		return &FieldError{
-			Field: "spec.outboundTrafficPolicy.mode",
-			Msg:   fmt.Sprintf("ALLOW_ANY_DYNAMIC_DNS needs Istio 1.30 or later; istiod runs %s and would reject the whole mesh document", istiodTag),
-		}
-	}
-	return nil
-}

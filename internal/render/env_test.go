@@ -1,7 +1,6 @@
 package render
 
 import (
-	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -253,44 +252,6 @@ func TestEnvDurationsUseGoSyntax(t *testing.T) {
 	}
 }
 
-func TestCheckVersion(t *testing.T) {
-	dyn := &v1alpha1.MeshSettingsSpec{OutboundTrafficPolicy: &v1alpha1.OutboundTrafficPolicy{Mode: v1alpha1.OutboundAllowAnyDynamicDNS}}
-	allow := &v1alpha1.MeshSettingsSpec{OutboundTrafficPolicy: &v1alpha1.OutboundTrafficPolicy{Mode: v1alpha1.OutboundAllowAny}}
-	cases := []struct {
-		spec    *v1alpha1.MeshSettingsSpec
-		tag     string
-		refused bool
-	}{
-		{dyn, "1.28.1", true},
-		{dyn, "1.29.9", true},
-		{dyn, "1.24.0-distroless", true},
-		{dyn, "1.30.0", false},
-		{dyn, "1.31.1", false},
-		{dyn, "2.0.0", false},
-		{dyn, "latest", false},
-		{dyn, "", false},
-		{allow, "1.24.0", false},
-		{&v1alpha1.MeshSettingsSpec{}, "1.20.0", false},
-	}
-	for _, c := range cases {
-		err := CheckVersion(c.spec, c.tag)
-		if !c.refused {
-			if err != nil {
-				t.Errorf("%s on %q: unexpected error %v", c.spec.OutboundTrafficPolicy, c.tag, err)
-			}
-			continue
-		}
-		var fe *FieldError
-		if !errors.As(err, &fe) {
-			t.Errorf("ALLOW_ANY_DYNAMIC_DNS on %q: want *FieldError, got %v", c.tag, err)
-			continue
-		}
-		if fe.Field != "spec.outboundTrafficPolicy.mode" || !strings.Contains(fe.Msg, "1.30") || !strings.Contains(fe.Msg, c.tag) {
-			t.Errorf("on %q: unclear error %v", c.tag, fe)
-		}
-	}
-}
-
 func TestIstiodVersion(t *testing.T) {
 	cases := map[string]string{
 		"docker.io/istio/pilot:1.28.1":                        "1.28.1",
@@ -351,3 +312,21 @@ func TestVersionLessAndString(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+func TestDesireEnvFollowsStatedIstiodVersion(t *testing.T) {
+	ms := &v1alpha1.MeshSettings{Spec: v1alpha1.MeshSettingsSpec{
+		Target: &v1alpha1.Target{IstiodVersion: "1.27.2"},
+		Istiod: &v1alpha1.Istiod{Features: &v1alpha1.IstiodFeatures{InboundRetryPolicy: ptrTo(true), EnhancedDestinationRuleMerge: ptrTo(true)}},
+	}}
+	// The image tag says nothing ("latest"); spec.target.istiodVersion does.
+	d, err := Desire(ms, Current{IstiodVersion: "latest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Env.Env) != 1 || d.Env.Env[0].Name != "ENABLE_ENHANCED_DESTINATIONRULE_MERGE" {
+		t.Errorf("env %v, want only ENABLE_ENHANCED_DESTINATIONRULE_MERGE", d.Env.Env)
+	}
+	if len(d.Env.Ignored) != 1 || d.Env.Ignored[0].Name != "ENABLE_INBOUND_RETRY_POLICY" || !strings.Contains(d.Env.Ignored[0].Reason, "1.27.2") {
+		t.Errorf("ignored %+v, want ENABLE_INBOUND_RETRY_POLICY for istiod 1.27.2", d.Env.Ignored)
+	}
+}
