@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -144,7 +145,7 @@ var _ = Describe("Faults (issue 17)", func() {
 			ContainElement(And(ContainSubstring(fmt.Sprintf("ConfigMap %s/istio", cp)), ContainSubstring("outboundTrafficPolicy"))))
 	})
 
-	It("2: a record removed by a replace is not taken for values the operator replaced; deletion removes the operator's keys", func() {
+	It("2: a record removed by a replace (ConfigMap and istiod) is not taken for values the operator replaced; deletion removes what the operator wrote", func() {
 		cp := controlPlane(true, "docker.io/istio/pilot:1.28.1")
 		app := appNamespace(nil)
 		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp}, Spec: sampleSpec(app)}
@@ -165,6 +166,19 @@ var _ = Describe("Faults (issue 17)", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(replaced).NotTo(HaveKey(render.Path("outboundTrafficPolicy")), "its own value is not a value it replaced")
 		Expect(replaced).NotTo(HaveKey(render.Path("enableTracing")))
+
+		By("the same for istiod: replaced without the operator's env record")
+		d := &appsv1.Deployment{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istiod"}, d)).To(Succeed())
+		Expect(d.Annotations).To(HaveKey(ManagedEnvAnnotation))
+		delete(d.Annotations, ManagedEnvAnnotation)
+		delete(d.Annotations, ReplacedEnvAnnotation)
+		Expect(k8sClient.Update(ctx, d, client.FieldOwner("kubectl-replace"))).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istiod"}, d)).To(Succeed())
+			g.Expect(d.Annotations).To(HaveKey(ManagedEnvAnnotation))
+			g.Expect(d.Annotations).NotTo(HaveKey(ReplacedEnvAnnotation), "its own entries are not entries it replaced")
+		}, timeout, interval).Should(Succeed())
 
 		By("a damaged record: reported, every key kept, the record rewritten")
 		cm = configMap(cp)
@@ -187,6 +201,7 @@ var _ = Describe("Faults (issue 17)", func() {
 		Expect(doc).To(HaveKeyWithValue("trustDomain", "cluster.local"))
 		Expect(doc["defaultConfig"]).To(HaveKeyWithValue("discoveryAddress", "istiod.istio-system.svc:15012"))
 		Expect(doc["defaultConfig"]).NotTo(HaveKey("drainDuration"))
+		Expect(istiodEnv(cp)).To(Equal(helmEnv), "the env entries it wrote are gone, Helm's are as they were")
 	})
 
 	It("3: warns about discoverySelectors once, with and without label conflicts, however many passes run", func() {
