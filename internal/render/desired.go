@@ -111,6 +111,9 @@ func Desire(ms *v1alpha1.MeshSettings, cur Current) (*Desired, error) {
 		forgetOwnValues(&mesh, spec)
 	}
 	d.Mesh = mesh
+	if err := rejectedValues(mesh.Document, mesh.Managed, d.Release, d.Targets.IstiodDeployment); err != nil {
+		return nil, err
+	}
 	d.Unread = UnreadKeys(mesh.Document, mesh.Managed, d.Release)
 	sum := sha256.Sum256([]byte(mesh.Document))
 	d.MeshHash = hex.EncodeToString(sum[:])

@@ -141,11 +141,42 @@ func dotted(p Path) string {
 	return b.String()
 }
 
-// UnreadKeys lists the keys and enum values of document, outside the paths
-// the operator manages, that release t does not read: other managers'
-// (Helm's) settings istiod ignores. They are reported, not removed: they
-// are not the operator's to fight over.
+// UnreadKeys lists the keys of document, outside the paths the operator
+// manages, that release t does not read: other managers' (Helm's) settings
+// istiod drops. They are reported, not removed: they are not the operator's
+// to fight over.
 func UnreadKeys(document string, managed []Path, t TargetRelease) []string {
+	s := istioschema.Load()
+	var out []string
+	for _, prob := range foreignProblems(document, managed, t) {
+		if prob.Value == "" {
+			out = append(out, fmt.Sprintf("mesh key %s (not the operator's) is read by istiod %s: istiod %s ignores it", prob.Path, s.Describe(prob.Spans), t.Release))
+		}
+	}
+	return out
+}
+
+// rejectedValues is a *MeshDocumentError for enum values outside the paths
+// the operator manages that release t does not know: istiod rejects the
+// whole document over one, so the operator must not write into it.
+func rejectedValues(document string, managed []Path, t TargetRelease, deployment string) error {
+	s := istioschema.Load()
+	var problems []DocumentProblem
+	for _, prob := range foreignProblems(document, managed, t) {
+		if prob.Value != "" && len(prob.Spans) > 0 {
+			problems = append(problems, DocumentProblem{Key: prob.Path, Foreign: true, Msg: fmt.Sprintf(
+				"%s is read by istiod %s; %s", prob.Value, s.Describe(prob.Spans), t.runs(deployment))})
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return &MeshDocumentError{Problems: problems}
+}
+
+// foreignProblems are the keys and enum values of document release t does
+// not read, outside the paths the operator manages.
+func foreignProblems(document string, managed []Path, t TargetRelease) []istioschema.Problem {
 	doc := map[string]any{}
 	if err := yaml.Unmarshal([]byte(document), &doc); err != nil || doc == nil {
 		return nil // an unparseable document is judged elsewhere
@@ -174,18 +205,11 @@ func UnreadKeys(document string, managed []Path, t TargetRelease) []string {
 		}
 		return false
 	}
-	s := istioschema.Load()
-	var out []string
-	for _, prob := range s.Check(istioschema.MeshConfig, doc, t.Release) {
-		if owned(prob.Path) {
-			continue
+	var out []istioschema.Problem
+	for _, prob := range istioschema.Load().Check(istioschema.MeshConfig, doc, t.Release) {
+		if !owned(prob.Path) {
+			out = append(out, prob)
 		}
-		if prob.Value != "" {
-			out = append(out, fmt.Sprintf("mesh key %s value %s (not the operator's) is read by istiod %s: istiod %s rejects the whole mesh document over it",
-				prob.Path, prob.Value, s.Describe(prob.Spans), t.Release))
-			continue
-		}
-		out = append(out, fmt.Sprintf("mesh key %s (not the operator's) is read by istiod %s: istiod %s ignores it", prob.Path, s.Describe(prob.Spans), t.Release))
 	}
 	return out
 }

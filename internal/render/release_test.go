@@ -158,7 +158,7 @@ func TestAssumedAndStatedRelease(t *testing.T) {
 // Other managers' keys the release does not read are listed, not refused;
 // the operator's own keys are not listed.
 func TestUnreadKeysOfOtherManagers(t *testing.T) {
-	helm := "hboneIdleTimeout: 1h\noutboundTrafficPolicy:\n  mode: ALLOW_ANY_DYNAMIC_DNS\ndefaultConfig:\n  statsCompression: true\n  discoveryAddress: istiod:15012\n"
+	helm := "hboneIdleTimeout: 1h\ndefaultConfig:\n  statsCompression: true\n  discoveryAddress: istiod:15012\n"
 	ms := passthrough("defaultConfig", `{"concurrency":2}`)
 	d, err := Desire(ms, Current{IstiodVersion: "1.28.1", MeshDocument: helm})
 	if err != nil {
@@ -167,7 +167,6 @@ func TestUnreadKeysOfOtherManagers(t *testing.T) {
 	want := []string{
 		"mesh key defaultConfig.statsCompression (not the operator's) is read by istiod 1.29 and later: istiod 1.28 ignores it",
 		"mesh key hboneIdleTimeout (not the operator's) is read by istiod 1.29 and later: istiod 1.28 ignores it",
-		"mesh key outboundTrafficPolicy.mode value ALLOW_ANY_DYNAMIC_DNS (not the operator's) is read by istiod 1.30 and later: istiod 1.28 rejects the whole mesh document over it",
 	}
 	if strings.Join(d.Unread, "\n") != strings.Join(want, "\n") {
 		t.Errorf("unread:\n%s\nwant:\n%s", strings.Join(d.Unread, "\n"), strings.Join(want, "\n"))
@@ -203,5 +202,25 @@ func TestEnvFollowsTheTargetRelease(t *testing.T) {
 	}
 	if len(d.Env.Env) != 1 || d.Env.Env[0].Name != "ENABLE_INBOUND_RETRY_POLICY" || len(d.Env.Ignored) != 0 {
 		t.Errorf("stated 1.26.4: env %v, ignored %v", d.Env.Env, d.Env.Ignored)
+	}
+}
+
+// An enum value another manager wrote that the release does not know makes
+// istiod reject the whole document: MeshDocumentRejected, nothing written;
+// the operator setting that key itself takes it over.
+func TestForeignEnumValueTheReleaseRejects(t *testing.T) {
+	helm := "outboundTrafficPolicy:\n  mode: ALLOW_ANY_DYNAMIC_DNS\ntrustDomain: cluster.local\n"
+	ms := passthrough("defaultConfig", `{"concurrency":2}`)
+	_, err := Desire(ms, Current{IstiodVersion: "1.28.1", MeshDocument: helm})
+	var de *MeshDocumentError
+	const want = "outboundTrafficPolicy.mode (written by another manager): ALLOW_ANY_DYNAMIC_DNS is read by istiod 1.30 and later; istiod runs 1.28.1"
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v\nwant a MeshDocumentError saying %q", err, want)
+	}
+	if _, err := Desire(ms, Current{IstiodVersion: "1.30.0", MeshDocument: helm}); err != nil {
+		t.Errorf("1.30 reads it: %v", err)
+	}
+	if _, err := Desire(registryOnly(), Current{IstiodVersion: "1.28.1", MeshDocument: helm}); err != nil {
+		t.Errorf("the spec sets outboundTrafficPolicy: %v", err)
 	}
 }
