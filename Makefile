@@ -188,6 +188,10 @@ helm: ## Build (once, cached) the Helm 4 and Helm 3 CLIs (hack/helm/v4, hack/hel
 istiod: ## Build (once, cached) istiod (pilot-discovery) from the pinned istio.io/istio for the real-istiod tests; prints its path.
 	@hack/istiod.sh
 
+.PHONY: istiod-env
+istiod-env: ## Regenerate internal/render/istiod_env.txt (the env vars the pinned istiod reads) from `pilot-discovery collateral`.
+	hack/istiod-env.sh
+
 .PHONY: kustomize
 kustomize: $(KUSTOMIZE) ## Download kustomize locally if necessary.
 $(KUSTOMIZE): $(LOCALBIN)
