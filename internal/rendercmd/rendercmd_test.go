@@ -450,3 +450,19 @@ func TestRunDamagedRecordKeepsEveryKey(t *testing.T) {
 		t.Errorf("the key the damaged record names is gone:\n%s", out)
 	}
 }
+
+// A spec that can never fit a ConfigMap gets the controller's verdict
+// (InvalidSpec on the largest spec field) from render too.
+func TestRunRefusesWhatNoConfigMapHolds(t *testing.T) {
+	f := writeTemp(t, "apiVersion: mesh.meshsettings.io/v1alpha1\nkind: MeshSettings\nmetadata:\n  name: x\nspec:\n  meshConfig:\n    ingressClass: "+
+		strings.Repeat("x", render.MaxConfigMapData)+"\n")
+	code, out, errOut := run("-f", f)
+	if code != 1 || out != "" {
+		t.Fatalf("exit %d, stdout %d bytes; want exit 1 and nothing printed", code, len(out))
+	}
+	for _, m := range []string{"spec.meshConfig", "1 MiB"} {
+		if !strings.Contains(errOut, m) {
+			t.Errorf("stderr %q does not mention %q", errOut, m)
+		}
+	}
+}
