@@ -421,7 +421,7 @@ func (l *ledger) rollouts(name string) int {
 func (l *ledger) print() {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (istiod %s/%s)\n", l.title, l.t.ns, l.t.deployment())
-	fmt.Fprintf(&b, "  %-52s %4s %-18s %9s %9s %s\n", "step", "exit", "istiod generation", "cm writes", "deploy wr", "cm samples failed")
+	fmt.Fprintf(&b, "  %-62s %4s %-18s %9s %9s %s\n", "step", "exit", "istiod generation", "cm writes", "deploy wr", "cm samples failed")
 	for _, s := range l.steps {
 		gens := fmt.Sprint(s.genBefore)
 		for _, g := range s.generations {
@@ -431,7 +431,7 @@ func (l *ledger) print() {
 		if s.samples > 0 {
 			sampled = fmt.Sprintf("%d/%d", s.misses, s.samples)
 		}
-		fmt.Fprintf(&b, "  %-52s %4d %-18s %9d %9d %s\n", s.name, s.exit, gens, s.cmWrites, s.deployWrites, sampled)
+		fmt.Fprintf(&b, "  %-62s %4d %-18s %9d %9d %s\n", s.name, s.exit, gens, s.cmWrites, s.deployWrites, sampled)
 	}
 	AddReportEntry(l.title, b.String(), ReportEntryVisibilityAlways)
 }
