@@ -5,6 +5,10 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	release "helm.sh/helm/v4/pkg/release/v1"
+
+	"github.com/meshsettings/meshsettings-operator/internal/render"
 )
 
 // C: Helm 4 with its defaults (server-side apply) while the chart still
@@ -132,6 +136,50 @@ var _ = Describe("D: MeshSettings applied before Istio", func() {
 			Expect(t.meshDoc()).To(Equal(base))
 			out, err := l.do("helm4 uninstall", func() (string, error) { return h.run(t.ns, "uninstall", "istiod") })
 			Expect(err).NotTo(HaveOccurred(), out)
+		})
+	})
+
+	Describe("Own, then the Helm v4 SDK installs with configMap=false (server-side apply)", Ordered, func() {
+		var (
+			t   target
+			app string
+			l   *ledger
+		)
+		BeforeAll(func() {
+			t = target{ns: env.Namespace("istio-d-sdk", nil)}
+			app = env.Namespace("app-d-sdk", nil)
+			l = newLedger("D Own before install, Helm v4 SDK", t)
+		})
+
+		It("creates the mesh ConfigMap; the SDK install succeeds and the operator converges", func() {
+			l.do("apply MeshSettings (Own)", func() (string, error) {
+				applyYAML(meshSettings(t, "Own", app))
+				Eventually(configMapHoldsOperatorKeys(t), time.Minute, 20*time.Millisecond).Should(Succeed())
+				return "", nil
+			})
+			var rel *release.Release
+			_, err := l.do("Helm v4 SDK install (configMap=false)", func() (string, error) {
+				var err error
+				rel, err = sdkInstall(t.ns, map[string]any{
+					"configMap": false, "traceSampling": "",
+					"global": map[string]any{"tag": istioTag, "istioNamespace": t.ns},
+				})
+				return "", err
+			})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(parseManifest(rel.Manifest).configMap(t.configMap())).To(BeNil())
+			waitReady(t.ns, msName)
+			Expect(operatorKeys(t.meshDoc())).To(Succeed())
+			Expect(leafDiff(parseMesh(render.ChartBaseline(t.ns, "").Mesh), t.meshDoc())).To(BeEmpty())
+		})
+
+		It("E: leaves nothing of the operator behind after deletion", func() {
+			l.do("delete MeshSettings", func() (string, error) {
+				deleteMeshSettings(t.ns, msName)
+				return "", nil
+			})
+			expectNoTraces(t, app)
+			Expect(t.meshDoc()).To(Equal(parseMesh(render.ChartBaseline(t.ns, "").Mesh)))
 		})
 	})
 

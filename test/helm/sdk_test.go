@@ -4,9 +4,12 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/chart/common"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	helmkube "helm.sh/helm/v4/pkg/kube"
 	release "helm.sh/helm/v4/pkg/release/v1"
 
 	"github.com/meshsettings/meshsettings-operator/internal/render"
@@ -64,3 +67,29 @@ var _ = Describe("render.ChartBaseline", func() {
 		Expect(parseMesh(render.ChartBaseline("istio-system", "").Mesh)).NotTo(Equal(parseMesh(m.configMap("istio").Data["mesh"])))
 	})
 })
+
+// sdkInstall installs the real chart as release "istiod" with the Helm v4
+// SDK, as a program embedding Helm does: server-side apply (the SDK's and
+// CLI's default), no wait (no kubelet runs).
+func sdkInstall(ns string, values map[string]any) (*release.Release, error) {
+	GinkgoHelper()
+	chrt, err := loader.Load(chart)
+	Expect(err).NotTo(HaveOccurred())
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.KubeConfig = &env.Kubeconfig
+	flags.Namespace = &ns
+	cfg := action.NewConfiguration()
+	Expect(cfg.Init(flags, ns, "secret")).To(Succeed())
+	inst := action.NewInstall(cfg)
+	inst.ReleaseName = "istiod"
+	inst.Namespace = ns
+	inst.ServerSideApply = true
+	inst.WaitStrategy = helmkube.HookOnlyStrategy
+	rel, err := inst.RunWithContext(env.Ctx, chrt, values)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := rel.(*release.Release)
+	Expect(ok).To(BeTrue(), "release is a %T", rel)
+	return r, nil
+}
