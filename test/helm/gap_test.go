@@ -101,8 +101,12 @@ func (g *gapMeter) end() *gapMeter {
 }
 
 func (g *gapMeter) String() string {
+	first := g.first
+	if first == "" {
+		first = "none"
+	}
 	return fmt.Sprintf("%d samples at 50 ms, %d lacking a declared setting (%d unanswered), longest gap %v, total %v; first lack: %s",
-		g.samples, g.lacking, g.errors, g.longest, g.total, g.first)
+		g.samples, g.lacking, g.errors, g.longest, g.total, first)
 }
 
 var _ = Describe("the gap meter", func() {
