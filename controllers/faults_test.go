@@ -209,9 +209,9 @@ var _ = Describe("Faults (issue 17)", func() {
 		key := "f3-" + rand.String(5)
 		conflicting := appNamespace(map[string]string{key: "yes"})
 		spec := meshv1alpha1.MeshSettingsSpec{
-			DiscoverySelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"not-" + key: "x"}}},
+			DiscoverySelectors: []meshv1alpha1.LabelSelector{{MatchLabels: map[string]string{"not-" + key: "x"}}},
 			Namespaces: []meshv1alpha1.NamespaceRule{{
-				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{key: "yes"}}, Dataplane: meshv1alpha1.DataplaneSidecar,
+				Selector: &meshv1alpha1.LabelSelector{MatchLabels: map[string]string{key: "yes"}}, Dataplane: meshv1alpha1.DataplaneSidecar,
 			}},
 		}
 		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp}, Spec: spec}
@@ -253,7 +253,7 @@ var _ = Describe("Faults (issue 17)", func() {
 		for range longPass + 10 {
 			appNamespace(map[string]string{key: "yes"})
 		}
-		rule := meshv1alpha1.NamespaceRule{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{key: "yes"}}, Dataplane: meshv1alpha1.DataplaneSidecar}
+		rule := meshv1alpha1.NamespaceRule{Selector: &meshv1alpha1.LabelSelector{MatchLabels: map[string]string{key: "yes"}}, Dataplane: meshv1alpha1.DataplaneSidecar}
 		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp},
 			Spec: meshv1alpha1.MeshSettingsSpec{Namespaces: []meshv1alpha1.NamespaceRule{rule}}}
 		Expect(k8sClient.Create(ctx, ms)).To(Succeed())

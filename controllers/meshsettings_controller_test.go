@@ -453,7 +453,7 @@ var _ = Describe("MeshSettings controller", func() {
 		spec := meshv1alpha1.MeshSettingsSpec{
 			Revision: "canary",
 			Namespaces: []meshv1alpha1.NamespaceRule{{
-				Selector:  &metav1.LabelSelector{MatchLabels: map[string]string{key: "yes"}},
+				Selector:  &meshv1alpha1.LabelSelector{MatchLabels: map[string]string{key: "yes"}},
 				Dataplane: meshv1alpha1.DataplaneSidecar,
 			}},
 		}

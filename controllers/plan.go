@@ -568,7 +568,7 @@ func labelsConverged(live, owned, want map[string]string) bool {
 
 // selectorWarning explains why discoverySelectors break istiod's own
 // namespace, or returns "". An empty list selects every namespace.
-func selectorWarning(selectors []metav1.LabelSelector, istiodNamespace string, namespaces []metav1.PartialObjectMetadata) string {
+func selectorWarning(selectors []meshv1alpha1.LabelSelector, istiodNamespace string, namespaces []metav1.PartialObjectMetadata) string {
 	if len(selectors) == 0 {
 		return ""
 	}
@@ -579,7 +579,7 @@ func selectorWarning(selectors []metav1.LabelSelector, istiodNamespace string, n
 		}
 	}
 	for i := range selectors {
-		sel, err := metav1.LabelSelectorAsSelector(&selectors[i])
+		sel, err := metav1.LabelSelectorAsSelector(selectors[i].AsMetav1())
 		if err == nil && sel.Matches(labels.Set(nsLabels)) {
 			return ""
 		}

@@ -190,11 +190,11 @@ func TestComputePlanSendsNothingWhenConverged(t *testing.T) {
 
 func TestSelectorWarning(t *testing.T) {
 	nss := []metav1.PartialObjectMetadata{{ObjectMeta: metav1.ObjectMeta{Name: "istio-system", Labels: map[string]string{"kubernetes.io/metadata.name": "istio-system"}}}}
-	apps := []metav1.LabelSelector{{MatchLabels: map[string]string{"istio-discovery": "enabled"}}}
+	apps := []meshv1alpha1.LabelSelector{{MatchLabels: map[string]string{"istio-discovery": "enabled"}}}
 	if w := selectorWarning(apps, "istio-system", nss); !strings.Contains(w, "istio-system") {
 		t.Fatalf("selectors missing istiod's namespace gave %q", w)
 	}
-	withSystem := append(apps, metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "istio-system"}})
+	withSystem := append(apps, meshv1alpha1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "istio-system"}})
 	if w := selectorWarning(withSystem, "istio-system", nss); w != "" {
 		t.Fatalf("ORed selectors selecting istio-system still warn: %q", w)
 	}

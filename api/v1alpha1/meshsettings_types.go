@@ -68,14 +68,15 @@ type MeshSettingsSpec struct {
 
 	// discoverySelectors limits the namespaces istiod watches. Selectors are
 	// ORed; within one selector matchLabels and matchExpressions are ANDed.
-	// Operators In, NotIn, Exists, DoesNotExist; a selector that does not
-	// parse stalls the MeshSettings (checked by the controller).
+	// Operators In and NotIn (with values), Exists and DoesNotExist (without),
+	// checked at admission; a label key or value that does not parse stalls
+	// the MeshSettings (checked by the controller).
 	// The list must select istiod's own namespace or gateways there break:
 	// the controller warns when it does not. Written as mesh discoverySelectors.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=16
-	DiscoverySelectors []metav1.LabelSelector `json:"discoverySelectors,omitempty"`
+	DiscoverySelectors []LabelSelector `json:"discoverySelectors,omitempty"`
 
 	// tracing configures distributed tracing.
 	// +optional
@@ -877,7 +878,7 @@ type NamespaceRule struct {
 
 	// selector selects namespaces by label.
 	// +optional
-	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+	Selector *LabelSelector `json:"selector,omitempty"`
 
 	// dataplane: Sidecar labels for sidecar injection (see sidecarLabel);
 	// Ambient labels istio.io/dataplane-mode=ambient; Disabled labels

@@ -70,7 +70,7 @@ func Selector(rule *v1alpha1.NamespaceRule) (func(name string, l map[string]stri
 	if rule.Selector == nil {
 		return func(string, map[string]string) bool { return false }, nil
 	}
-	sel, err := metav1.LabelSelectorAsSelector(rule.Selector)
+	sel, err := metav1.LabelSelectorAsSelector(rule.Selector.AsMetav1())
 	if err != nil {
 		return nil, err
 	}

@@ -167,15 +167,15 @@ func TestSelector(t *testing.T) {
 		},
 		{
 			name:    "matchLabels",
-			rule:    v1alpha1.NamespaceRule{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"mesh": "on"}}},
+			rule:    v1alpha1.NamespaceRule{Selector: &v1alpha1.LabelSelector{MatchLabels: map[string]string{"mesh": "on"}}},
 			match:   map[string]map[string]string{"a": {"mesh": "on"}, "b": {"mesh": "on", "x": "y"}},
 			nomatch: map[string]map[string]string{"mesh": nil, "c": {"mesh": "off"}},
 		},
 		{
 			name: "matchExpressions ANDed with matchLabels",
-			rule: v1alpha1.NamespaceRule{Selector: &metav1.LabelSelector{
+			rule: v1alpha1.NamespaceRule{Selector: &v1alpha1.LabelSelector{
 				MatchLabels: map[string]string{"mesh": "on"},
-				MatchExpressions: []metav1.LabelSelectorRequirement{
+				MatchExpressions: []v1alpha1.LabelSelectorRequirement{
 					{Key: "tier", Operator: metav1.LabelSelectorOpIn, Values: []string{"web", "api"}},
 					{Key: "legacy", Operator: metav1.LabelSelectorOpDoesNotExist},
 				},
@@ -185,7 +185,7 @@ func TestSelector(t *testing.T) {
 		},
 		{
 			name:    "empty selector selects every namespace",
-			rule:    v1alpha1.NamespaceRule{Selector: &metav1.LabelSelector{}},
+			rule:    v1alpha1.NamespaceRule{Selector: &v1alpha1.LabelSelector{}},
 			match:   map[string]map[string]string{"a": nil, "b": {"x": "y"}},
 			nomatch: nil,
 		},
@@ -228,13 +228,13 @@ func TestSelectorNamesAreCopied(t *testing.T) {
 }
 
 func TestSelectorInvalid(t *testing.T) {
-	rule := v1alpha1.NamespaceRule{Selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+	rule := v1alpha1.NamespaceRule{Selector: &v1alpha1.LabelSelector{MatchExpressions: []v1alpha1.LabelSelectorRequirement{
 		{Key: "tier", Operator: "Near", Values: []string{"x"}},
 	}}}
 	if _, err := Selector(&rule); err == nil || !strings.Contains(err.Error(), "Near") {
 		t.Errorf("want an error naming the operator, got %v", err)
 	}
-	rule = v1alpha1.NamespaceRule{Selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+	rule = v1alpha1.NamespaceRule{Selector: &v1alpha1.LabelSelector{MatchExpressions: []v1alpha1.LabelSelectorRequirement{
 		{Key: "tier", Operator: metav1.LabelSelectorOpIn},
 	}}}
 	if _, err := Selector(&rule); err == nil {

@@ -283,7 +283,7 @@ func meshFragment(spec *v1alpha1.MeshSettingsSpec) (*fragment, error) {
 		// Admission cannot afford CEL over LabelSelector (unbounded lists), so
 		// operators and values are checked here, as istiod would.
 		for i := range spec.DiscoverySelectors {
-			if _, err := metav1.LabelSelectorAsSelector(&spec.DiscoverySelectors[i]); err != nil {
+			if _, err := metav1.LabelSelectorAsSelector(spec.DiscoverySelectors[i].AsMetav1()); err != nil {
 				return nil, &FieldError{Field: fmt.Sprintf("spec.discoverySelectors[%d]", i), Msg: err.Error()}
 			}
 		}

@@ -49,9 +49,9 @@ func fullSpec() *v1alpha1.MeshSettingsSpec {
 	const otelSvc = "otel-collector.observability.svc.cluster.local"
 	return &v1alpha1.MeshSettingsSpec{
 		OutboundTrafficPolicy: &v1alpha1.OutboundTrafficPolicy{Mode: v1alpha1.OutboundRegistryOnly},
-		DiscoverySelectors: []metav1.LabelSelector{
+		DiscoverySelectors: []v1alpha1.LabelSelector{
 			{MatchLabels: map[string]string{"istio-discovery": "enabled"}},
-			{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: []string{"istio-system"}}}},
+			{MatchExpressions: []v1alpha1.LabelSelectorRequirement{{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: []string{"istio-system"}}}},
 		},
 		Tracing: &v1alpha1.Tracing{
 			Enabled:            ptrTo(true),

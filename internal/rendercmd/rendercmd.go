@@ -207,7 +207,7 @@ func RenderCurrent(ms *v1alpha1.MeshSettings, cur render.Current) (*Output, erro
 	}
 	for i := range ms.Spec.Namespaces {
 		r := &ms.Spec.Namespaces[i]
-		out.Rules = append(out.Rules, NamespaceRule{Names: r.Names, Selector: r.Selector, Labels: d.Rules[i].Labels})
+		out.Rules = append(out.Rules, NamespaceRule{Names: r.Names, Selector: r.Selector.AsMetav1(), Labels: d.Rules[i].Labels})
 	}
 	return out, nil
 }

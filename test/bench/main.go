@@ -604,7 +604,7 @@ func (s state) rules() []meshv1alpha1.NamespaceRule {
 		first.SidecarLabel = meshv1alpha1.SidecarLabelRevision
 	}
 	return []meshv1alpha1.NamespaceRule{first, {
-		Selector:     &metav1.LabelSelector{MatchLabels: map[string]string{selectedLabel: "true"}},
+		Selector:     &meshv1alpha1.LabelSelector{MatchLabels: map[string]string{selectedLabel: "true"}},
 		Dataplane:    meshv1alpha1.DataplaneSidecar,
 		SidecarLabel: meshv1alpha1.SidecarLabelRevision,
 	}}

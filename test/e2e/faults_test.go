@@ -263,7 +263,7 @@ var _ = Describe("regressions under faults, with the operator binary", Ordered, 
 
 		ms = &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "batch", Namespace: "istio-system"}, Spec: meshv1alpha1.MeshSettingsSpec{
 			Namespaces: []meshv1alpha1.NamespaceRule{{
-				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"fault-batch": "yes"}}, Dataplane: meshv1alpha1.DataplaneSidecar,
+				Selector: &meshv1alpha1.LabelSelector{MatchLabels: map[string]string{"fault-batch": "yes"}}, Dataplane: meshv1alpha1.DataplaneSidecar,
 			}},
 		}}
 		Expect(c.Create(env.Ctx, ms)).To(Succeed())

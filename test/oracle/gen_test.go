@@ -203,8 +203,8 @@ func (n *names) next() string {
 	}
 }
 
-func (g *gen) selector() metav1.LabelSelector {
-	var s metav1.LabelSelector
+func (g *gen) selector() v1alpha1.LabelSelector {
+	var s v1alpha1.LabelSelector
 	key := func() string {
 		k := g.dnsLabel(20)
 		if g.bool() {
@@ -219,7 +219,7 @@ func (g *gen) selector() metav1.LabelSelector {
 		}
 	}
 	for range g.intn(3) {
-		r := metav1.LabelSelectorRequirement{Key: key()}
+		r := v1alpha1.LabelSelectorRequirement{Key: key()}
 		switch g.intn(4) {
 		case 0:
 			r.Operator = metav1.LabelSelectorOpIn
@@ -460,7 +460,7 @@ func genSpec(data []byte) *v1alpha1.MeshSettingsSpec {
 			v1alpha1.OutboundAllowAny, v1alpha1.OutboundRegistryOnly, v1alpha1.OutboundAllowAnyDynamicDNS})}
 	}
 	if g.maybe(3) {
-		spec.DiscoverySelectors = []metav1.LabelSelector{}
+		spec.DiscoverySelectors = []v1alpha1.LabelSelector{}
 		for range g.between(1, 4) {
 			spec.DiscoverySelectors = append(spec.DiscoverySelectors, g.selector())
 		}

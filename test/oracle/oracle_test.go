@@ -346,9 +346,9 @@ func TestRenderedSpecs(t *testing.T) {
 				}
 			}},
 		{"discovery selectors",
-			&v1alpha1.MeshSettingsSpec{DiscoverySelectors: []metav1.LabelSelector{
+			&v1alpha1.MeshSettingsSpec{DiscoverySelectors: []v1alpha1.LabelSelector{
 				{MatchLabels: map[string]string{"istio-discovery": "enabled"}},
-				{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "env", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"dev"}}, {Key: "x", Operator: metav1.LabelSelectorOpExists}}},
+				{MatchExpressions: []v1alpha1.LabelSelectorRequirement{{Key: "env", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"dev"}}, {Key: "x", Operator: metav1.LabelSelectorOpExists}}},
 			}},
 			func(t *testing.T, mc *meshconfig.MeshConfig) {
 				s := mc.GetDiscoverySelectors()

@@ -161,11 +161,10 @@ var validSpecs = map[string]string{
 var controllerOnly = map[string]string{
 	"meshConfig key a typed field owns":    "  meshConfig:\n    outboundTrafficPolicy: {mode: ALLOW_ANY}\n",
 	"defaultConfig key a typed field owns": "  meshConfig:\n    defaultConfig: {drainDuration: 5s}\n",
+	"selector label key":                   "  discoverySelectors:\n  - matchLabels: {\"bad key\": x}\n",
 	"unknown meshConfig key":               "  meshConfig: {trustDomian: example.com}\n",
 	"meshConfig value of the wrong type":   "  meshConfig: {enablePrometheusMerge: \"yes\"}\n",
 	"meshConfig value istiod refuses":      "  meshConfig: {connectTimeout: 0.5ms}\n",
-	"selector operator":                    "  discoverySelectors:\n  - matchExpressions: [{key: env, operator: Equals, values: [x]}]\n",
-	"namespace selector without values":    "  namespaces:\n  - selector:\n      matchExpressions: [{key: env, operator: In}]\n    dataplane: Sidecar\n",
 	"provider named like a built-in":       "  tracing:\n    providers:\n    - name: envoy\n      zipkin: " + zipkin + "\n",
 }
 

@@ -889,7 +889,7 @@ var _ = Describe("CEL rules", func() {
 	})
 
 	Describe("namespace rules", func() {
-		selector := &metav1.LabelSelector{MatchLabels: map[string]string{"team": "payments"}}
+		selector := &meshv1alpha1.LabelSelector{MatchLabels: map[string]string{"team": "payments"}}
 		waypoint := &meshv1alpha1.Waypoint{Name: "waypoint"}
 		celTable([]celCase{
 			{name: "names alone are accepted", mutate: withNamespaceRule(meshv1alpha1.NamespaceRule{

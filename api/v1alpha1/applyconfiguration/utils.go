@@ -71,6 +71,10 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.IstiodStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("LabelConflict"):
 		return &apiv1alpha1.LabelConflictApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("LabelSelector"):
+		return &apiv1alpha1.LabelSelectorApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("LabelSelectorRequirement"):
+		return &apiv1alpha1.LabelSelectorRequirementApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("MeshConfigStatus"):
 		return &apiv1alpha1.MeshConfigStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("MeshSettings"):

@@ -19,8 +19,7 @@ package v1alpha1
 
 import (
 	apiv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	v1 "k8s.io/client-go/applyconfigurations/meta/v1"
+	v1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 )
 
 // MeshSettingsSpecApplyConfiguration represents a declarative configuration of the MeshSettingsSpec type for use
@@ -74,11 +73,12 @@ type MeshSettingsSpecApplyConfiguration struct {
 	OutboundTrafficPolicy *OutboundTrafficPolicyApplyConfiguration `json:"outboundTrafficPolicy,omitempty"`
 	// discoverySelectors limits the namespaces istiod watches. Selectors are
 	// ORed; within one selector matchLabels and matchExpressions are ANDed.
-	// Operators In, NotIn, Exists, DoesNotExist; a selector that does not
-	// parse stalls the MeshSettings (checked by the controller).
+	// Operators In and NotIn (with values), Exists and DoesNotExist (without),
+	// checked at admission; a label key or value that does not parse stalls
+	// the MeshSettings (checked by the controller).
 	// The list must select istiod's own namespace or gateways there break:
 	// the controller warns when it does not. Written as mesh discoverySelectors.
-	DiscoverySelectors []v1.LabelSelectorApplyConfiguration `json:"discoverySelectors,omitempty"`
+	DiscoverySelectors []LabelSelectorApplyConfiguration `json:"discoverySelectors,omitempty"`
 	// tracing configures distributed tracing.
 	Tracing *TracingApplyConfiguration `json:"tracing,omitempty"`
 	// accessLogging configures Envoy access logs.
@@ -113,7 +113,7 @@ type MeshSettingsSpecApplyConfiguration struct {
 	// defaultConfig keys drainDuration, terminationDrainDuration,
 	// holdApplicationUntilProxyStarts, image and proxyMetadata) are refused
 	// the same way; other defaultConfig keys are allowed.
-	MeshConfig map[string]apiextensionsv1.JSON `json:"meshConfig,omitempty"`
+	MeshConfig map[string]v1.JSON `json:"meshConfig,omitempty"`
 }
 
 // MeshSettingsSpecApplyConfiguration constructs a declarative configuration of the MeshSettingsSpec type for use with
@@ -157,7 +157,7 @@ func (b *MeshSettingsSpecApplyConfiguration) WithOutboundTrafficPolicy(value *Ou
 // WithDiscoverySelectors adds the given value to the DiscoverySelectors field in the declarative configuration
 // and returns the receiver, so that objects can be build by chaining "With" function invocations.
 // If called multiple times, values provided by each call will be appended to the DiscoverySelectors field.
-func (b *MeshSettingsSpecApplyConfiguration) WithDiscoverySelectors(values ...*v1.LabelSelectorApplyConfiguration) *MeshSettingsSpecApplyConfiguration {
+func (b *MeshSettingsSpecApplyConfiguration) WithDiscoverySelectors(values ...*LabelSelectorApplyConfiguration) *MeshSettingsSpecApplyConfiguration {
 	for i := range values {
 		if values[i] == nil {
 			panic("nil value passed to WithDiscoverySelectors")
@@ -240,9 +240,9 @@ func (b *MeshSettingsSpecApplyConfiguration) WithNamespaces(values ...*Namespace
 // and returns the receiver, so that objects can be build by chaining "With" function invocations.
 // If called multiple times, the entries provided by each call will be put on the MeshConfig field,
 // overwriting an existing map entries in MeshConfig field with the same key.
-func (b *MeshSettingsSpecApplyConfiguration) WithMeshConfig(entries map[string]apiextensionsv1.JSON) *MeshSettingsSpecApplyConfiguration {
+func (b *MeshSettingsSpecApplyConfiguration) WithMeshConfig(entries map[string]v1.JSON) *MeshSettingsSpecApplyConfiguration {
 	if b.MeshConfig == nil && len(entries) > 0 {
-		b.MeshConfig = make(map[string]apiextensionsv1.JSON, len(entries))
+		b.MeshConfig = make(map[string]v1.JSON, len(entries))
 	}
 	for k, v := range entries {
 		b.MeshConfig[k] = v

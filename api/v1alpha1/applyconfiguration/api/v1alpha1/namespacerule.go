@@ -19,7 +19,6 @@ package v1alpha1
 
 import (
 	apiv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
-	v1 "k8s.io/client-go/applyconfigurations/meta/v1"
 )
 
 // NamespaceRuleApplyConfiguration represents a declarative configuration of the NamespaceRule type for use
@@ -30,7 +29,7 @@ type NamespaceRuleApplyConfiguration struct {
 	// names lists namespaces by name.
 	Names []string `json:"names,omitempty"`
 	// selector selects namespaces by label.
-	Selector *v1.LabelSelectorApplyConfiguration `json:"selector,omitempty"`
+	Selector *LabelSelectorApplyConfiguration `json:"selector,omitempty"`
 	// dataplane: Sidecar labels for sidecar injection (see sidecarLabel);
 	// Ambient labels istio.io/dataplane-mode=ambient; Disabled labels
 	// istio-injection=disabled.
@@ -63,7 +62,7 @@ func (b *NamespaceRuleApplyConfiguration) WithNames(values ...string) *Namespace
 // WithSelector sets the Selector field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
 // If called multiple times, the Selector field is set to the value of the last call.
-func (b *NamespaceRuleApplyConfiguration) WithSelector(value *v1.LabelSelectorApplyConfiguration) *NamespaceRuleApplyConfiguration {
+func (b *NamespaceRuleApplyConfiguration) WithSelector(value *LabelSelectorApplyConfiguration) *NamespaceRuleApplyConfiguration {
 	b.Selector = value
 	return b
 }
