@@ -173,6 +173,11 @@ func planConfigMap(p *plan, namespace string, cm *corev1.ConfigMap, d *render.De
 		if p.meshApplyOwner = meshApplyOwner(cm); p.meshApplyOwner != "" {
 			return nil, false
 		}
+		if v, ok := cm.Data[render.MeshNetworksKey]; ok && ownsDataKey(cm, render.MeshNetworksKey) {
+			// Switched from Own: an apply without the key the operator owns
+			// would delete it. Kept as it is until the MeshSettings goes.
+			data[render.MeshNetworksKey] = v
+		}
 	}
 	if cm.Data[render.MeshKey] == d.Mesh.Document && (d.MeshNetworks == "" || cm.Data[render.MeshNetworksKey] == d.MeshNetworks) &&
 		annotationsMatch(cm.Annotations, d.MeshAnnotations, render.RecordAnnotations...) {

@@ -283,3 +283,38 @@ func TestOrderLikeLive(t *testing.T) {
 		}
 	}
 }
+
+// A ConfigMap the operator created with Own keeps its meshNetworks key when
+// the MeshSettings switches to Merge: server-side apply deletes a field its
+// only owner stops applying.
+func TestPlanConfigMapKeepsMeshNetworksAfterOwn(t *testing.T) {
+	ms := &meshv1alpha1.MeshSettings{
+		ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: "istio-system"},
+		Spec: meshv1alpha1.MeshSettingsSpec{
+			ConfigMapOwnership:    meshv1alpha1.ConfigMapMerge,
+			OutboundTrafficPolicy: &meshv1alpha1.OutboundTrafficPolicy{Mode: meshv1alpha1.OutboundAllowAny},
+		},
+	}
+	own := metav1.ManagedFieldsEntry{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply, FieldsType: "FieldsV1",
+		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{"f:mesh":{},"f:meshNetworks":{}}}`)}}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "istio", Namespace: "istio-system", UID: "c1", ManagedFields: []metav1.ManagedFieldsEntry{own}},
+		Data:       map[string]string{"mesh": "trustDomain: cluster.local\n", "meshNetworks": "networks: {}"},
+	}
+	p, err := computePlan(ms, &observed{configMap: cm, existing: map[string]bool{"istio-system/m": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.configMapApply == nil || p.configMapApply.Data["meshNetworks"] != "networks: {}" {
+		t.Fatalf("apply %+v: meshNetworks must stay in the operator's apply", p.configMapApply)
+	}
+	// Not the operator's: Merge writes the mesh key only.
+	cm.ManagedFields[0].FieldsV1 = &metav1.FieldsV1{Raw: []byte(`{"f:data":{"f:mesh":{}}}`)}
+	p, err = computePlan(ms, &observed{configMap: cm, existing: map[string]bool{"istio-system/m": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.configMapApply.Data["meshNetworks"]; ok || len(p.configMapApply.Data) != 1 {
+		t.Errorf("Merge applies %v, want the mesh key only", p.configMapApply.Data)
+	}
+}
