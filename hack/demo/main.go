@@ -67,7 +67,8 @@ func run(ctx context.Context) error {
 	defer func() { _ = cp.Stop() }()
 	k := &kubectl{cp: cp}
 
-	step("installing Istio's real istio-discovery chart with Helm (revision canary, " + utils.IstioValuesFile + "): ConfigMap istio-canary, Deployment istiod-canary; and the app namespaces")
+	step("installing Istio's real istio-discovery chart with Helm (revision canary, " + utils.IstioValuesFile +
+		"): ConfigMap istio-canary, Deployment istiod-canary; and the app namespaces")
 	if err := cp.InstallIstio(root, "--server-side=false"); err != nil {
 		return failure{"install Istio", err}
 	}

@@ -101,7 +101,8 @@ func TestRunStdinStream(t *testing.T) {
 }
 
 func TestRunOneForeignKind(t *testing.T) {
-	code, _, errOut := runIn(foreignKinds[:strings.Index(foreignKinds, "---")], "-f", "-")
+	first, _, _ := strings.Cut(foreignKinds, "---")
+	code, _, errOut := runIn(first, "-f", "-")
 	if code != ExitValid || !strings.HasSuffix(errOut, "render: 0 MeshSettings: 0 valid, 0 invalid; 1 document of another kind skipped\n") {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
