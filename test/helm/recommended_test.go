@@ -1,10 +1,15 @@
 package helm
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // A: the recommended topology. Helm 4 with its defaults (server-side apply)
@@ -52,7 +57,26 @@ var _ = Describe("A: recommended topology (Helm 4 defaults, configMap=false, Own
 		Expect(base["defaultConfig"]).To(HaveKeyWithValue("discoveryAddress", "istiod-canary."+t.ns+".svc:15012"))
 		v, _ := envValue(t.istiodEnv(), "PILOT_TRACE_SAMPLING")
 		Expect(v).To(Equal("10"))
-		l.check = configMapHoldsOperatorKeys(t) // from here on, sampled every 20 ms during every step
+		// From here on, sampled every 20 ms during every step: the operator's
+		// keys and the chart's baseline for the revision.
+		holdsKeys := configMapHoldsOperatorKeys(t)
+		l.check = func() error {
+			if err := holdsKeys(); err != nil {
+				return err
+			}
+			cm, err := t.getConfigMap()
+			if err != nil {
+				return err
+			}
+			live := map[string]any{}
+			if err := yaml.Unmarshal([]byte(cm.Data["mesh"]), &live); err != nil {
+				return err
+			}
+			if d := leafDiff(base, live); len(d) > 0 {
+				return fmt.Errorf("the document lacks the baseline: %v", d)
+			}
+			return nil
+		}
 	})
 
 	It("upgrades with changed values: Helm exits 0, its value lands, the operator's stay", func() {
@@ -95,10 +119,10 @@ var _ = Describe("A: recommended topology (Helm 4 defaults, configMap=false, Own
 		Expect(leafDiff(base, doc)).To(BeEmpty())
 	})
 
-	It("never lacked the operator's keys during any Helm operation", func() {
+	It("never lacked the operator's keys or the baseline during any Helm operation", func() {
 		for _, s := range l.steps {
 			if s.samples > 0 {
-				Expect(s.misses).To(BeZero(), "step %q: %d of %d samples lacked the operator's keys", s.name, s.misses, s.samples)
+				Expect(s.misses).To(BeZero(), "step %q: %d of %d samples lacked the operator's keys or the baseline", s.name, s.misses, s.samples)
 			}
 		}
 	})
@@ -130,5 +154,11 @@ var _ = Describe("A: recommended topology (Helm 4 defaults, configMap=false, Own
 		})
 		Expect(err).NotTo(HaveOccurred(), out)
 		Eventually(func() int64 { return t.generation() }, 30*time.Second).Should(BeZero(), "istiod is still there")
+		out, err = h.run(t.ns, "list", "-q")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(strings.TrimSpace(out)).To(BeEmpty(), "a release is left")
+		secrets, err := kube.CoreV1().Secrets(t.ns).List(env.Ctx, metav1.ListOptions{LabelSelector: "owner=helm"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(secrets.Items).To(BeEmpty(), "Helm's release records are left")
 	})
 })
