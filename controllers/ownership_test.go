@@ -128,7 +128,7 @@ var _ = Describe("configMapOwnership Own", func() {
 		noTrace(cm)
 	})
 
-	It("takes over an existing document as the baseline, whoever applied it", func() {
+	It("takes over an existing document as the baseline, whoever applied it, and recreates the ConfigMap from it", func() {
 		ns := emptyNamespace("own-")
 		helmDoc := "defaultConfig:\n  discoveryAddress: istiod.x.svc:15012\n  meshId: mesh-1\ntrustDomain: td.example\n"
 		Expect(k8sClient.Apply(ctx, corev1ac.ConfigMap("istio", ns).WithData(map[string]string{"mesh": helmDoc, "meshNetworks": "networks: {}"}),
@@ -141,8 +141,27 @@ var _ = Describe("configMapOwnership Own", func() {
 		Eventually(func() any { return meshDoc(ns, "istio")["trustDomain"] }, timeout, interval).Should(Equal("prod.example"))
 		Expect(meshDoc(ns, "istio")["defaultConfig"]).To(HaveKeyWithValue("meshId", "mesh-1"))
 
-		deleteAndWait(ms)
+		By("the baseline is in the status, and a deleted ConfigMap comes back from it, not from the chart defaults")
+		Eventually(func(g Gomega) {
+			got := &meshv1alpha1.MeshSettings{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ms), got)).To(Succeed())
+			g.Expect(got.Status.MeshConfig).NotTo(BeNil())
+			g.Expect(parseMesh(got.Status.MeshConfig.Baseline)).To(Equal(parseMesh(helmDoc)))
+		}, timeout, interval).Should(Succeed())
 		cm, err := getConfigMap(ns, "istio")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(k8sClient.Delete(ctx, cm)).To(Succeed())
+		Eventually(func(g Gomega) {
+			again, err := getConfigMap(ns, "istio")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(again.UID).NotTo(Equal(cm.UID))
+			doc := parseMesh(again.Data["mesh"])
+			g.Expect(doc["trustDomain"]).To(Equal("prod.example"))
+			g.Expect(doc["defaultConfig"]).To(HaveKeyWithValue("meshId", "mesh-1"))
+		}, timeout, interval).Should(Succeed())
+
+		deleteAndWait(ms)
+		cm, err = getConfigMap(ns, "istio")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(parseMesh(cm.Data["mesh"])).To(Equal(parseMesh(helmDoc)))
 		Expect(cm.Data["meshNetworks"]).To(Equal("networks: {}"))

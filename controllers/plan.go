@@ -65,6 +65,8 @@ type plan struct {
 	// rewritten lists the managed mesh paths another manager wrote since the
 	// operator's last write: this write merges the spec in once more.
 	rewritten []render.Path
+	// baseline is, with Own, the document deletion leaves (status.meshConfig.baseline).
+	baseline string
 
 	istiodTag string
 	env       render.EnvResult
@@ -112,6 +114,9 @@ func computePlan(ms *meshv1alpha1.MeshSettings, obs *observed) (*plan, error) {
 
 	cur := render.Current{IstiodVersion: p.istiodTag, NoConfigMap: obs.configMap == nil}
 	p.ownership = render.Ownership(spec)
+	if mc := ms.Status.MeshConfig; mc != nil && mc.ConfigMapName == p.targets.ConfigMap {
+		cur.Baseline = mc.Baseline
+	}
 	if cm := obs.configMap; cm != nil {
 		cur.MeshDocument = cm.Data[render.MeshKey]
 		cur.MeshNetworks = cm.Data[render.MeshNetworksKey]
@@ -135,6 +140,7 @@ func computePlan(ms *meshv1alpha1.MeshSettings, obs *observed) (*plan, error) {
 	p.meshDocument = d.Mesh.Document
 	p.meshHash = d.MeshHash
 	p.rewritten = d.Mesh.Rewritten
+	p.baseline = d.Baseline
 	p.configMapApply, p.configMapCreated = planConfigMap(p, ms.Namespace, obs.configMap, d)
 
 	// istiod environment.

@@ -165,7 +165,7 @@ func deriveStatus(old *meshv1alpha1.MeshSettingsStatus, in *pass, now metav1.Tim
 	}
 
 	// The summary.
-	st.MeshConfig = &meshv1alpha1.MeshConfigStatus{ConfigMapName: t.ConfigMap, Hash: p.meshHash}
+	st.MeshConfig = &meshv1alpha1.MeshConfigStatus{ConfigMapName: t.ConfigMap, Hash: p.meshHash, Baseline: p.baseline}
 	st.Istiod = &meshv1alpha1.IstiodStatus{DeploymentName: t.IstiodDeployment, Version: p.istiodTag,
 		Release: p.release.Release.String(), ReleaseSource: p.release.Source}
 	st.Namespaces = &meshv1alpha1.NamespacesStatus{Selected: p.selected, Labeled: p.labeled, Conflicts: p.conflicts}

@@ -954,6 +954,13 @@ type MeshConfigStatus struct {
 	ConfigMapName string `json:"configMapName,omitempty"`
 	// hash is a SHA-256 of the mesh document written.
 	Hash string `json:"hash,omitempty"`
+	// baseline is, with configMapOwnership Own, the mesh document the
+	// ConfigMap returns to when the MeshSettings is deleted: the document
+	// found when the operator took the ConfigMap over (what Helm derived,
+	// meshId and the like), or Istio's chart defaults for the revision. A
+	// deleted ConfigMap is recreated from it.
+	// +optional
+	Baseline string `json:"baseline,omitempty"`
 }
 
 // IstiodStatus reports the istiod Deployment.

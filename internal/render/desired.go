@@ -28,6 +28,10 @@ type Current struct {
 	NoConfigMap bool
 	// MeshNetworks is the live ConfigMap's meshNetworks key ("" when absent).
 	MeshNetworks string
+	// Baseline is, with Own, the baseline recorded before (the MeshSettings'
+	// status.meshConfig.baseline): a ConfigMap deleted since is recreated
+	// from it, not from the chart's defaults.
+	Baseline string
 }
 
 // Desired is the state the operator wants its targets to hold for one
@@ -47,6 +51,9 @@ type Desired struct {
 	// the live ConfigMap has none: nothing is added). Never set with Merge,
 	// where the operator writes the mesh key only.
 	MeshNetworks string
+	// Baseline is, with Own, the document the ConfigMap returns to when the
+	// MeshSettings is deleted: the document without what the spec sets.
+	Baseline string
 	// Env is istiod's environment.
 	Env EnvResult
 	// Release is the Istio release the spec was checked against.
@@ -101,11 +108,19 @@ func Desire(ms *v1alpha1.MeshSettings, cur Current) (*Desired, error) {
 			}
 			b := ChartBaseline(ns, spec.Revision)
 			current, d.MeshNetworks = b.Mesh, b.MeshNetworks
+			if cur.Baseline != "" {
+				current = cur.Baseline
+			}
 		}
 	}
 	mesh, err := MergeMesh(spec, current, cur.Record)
 	if err != nil {
 		return nil, err
+	}
+	if d.Ownership == v1alpha1.ConfigMapOwn {
+		if base, err := ReleaseMesh(mesh.Document, MeshState{Managed: mesh.Managed, Replaced: mesh.Replaced}); err == nil {
+			d.Baseline = base.Document
+		}
 	}
 	if cur.RecordLost {
 		forgetOwnValues(&mesh, spec)

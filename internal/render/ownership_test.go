@@ -223,3 +223,39 @@ func TestWrittenAnnotation(t *testing.T) {
 		t.Errorf("a damaged annotation: %v", err)
 	}
 }
+
+// With Own, Desire reports the baseline deletion leaves, and recreates a
+// deleted ConfigMap from a recorded baseline rather than the chart defaults.
+func TestDesireOwnBaseline(t *testing.T) {
+	ms := &v1alpha1.MeshSettings{}
+	ms.Namespace = "istio-system"
+	ms.Spec = *drainSpec(45 * time.Second)
+	ms.Spec.ConfigMapOwnership = v1alpha1.ConfigMapOwn
+	found := "defaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15012\n  drainDuration: 30s\n  meshId: mesh-1\n"
+
+	d, err := Desire(ms, Current{MeshDocument: found})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(parse(t, d.Baseline), parse(t, found)) {
+		t.Errorf("baseline after takeover:\n%s\nwant the document found:\n%s", d.Baseline, found)
+	}
+	again, err := Desire(ms, Current{NoConfigMap: true, Baseline: d.Baseline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Mesh.Document != d.Mesh.Document || again.Baseline != d.Baseline {
+		t.Errorf("recreated from the recorded baseline:\n%s\nwant\n%s", again.Mesh.Document, d.Mesh.Document)
+	}
+	fresh, err := Desire(ms, Current{NoConfigMap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh.Baseline != ChartBaseline("istio-system", "").Mesh {
+		t.Errorf("without a record the baseline is the chart's: %s", fresh.Baseline)
+	}
+	ms.Spec.ConfigMapOwnership = ""
+	if merge, err := Desire(ms, Current{MeshDocument: found}); err != nil || merge.Baseline != "" || merge.MeshNetworks != "" {
+		t.Errorf("Merge reports a baseline %q / meshNetworks %q (%v)", merge.Baseline, merge.MeshNetworks, err)
+	}
+}

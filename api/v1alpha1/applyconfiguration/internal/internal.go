@@ -378,6 +378,9 @@ var schemaYAML = typed.YAMLObject(`types:
 - name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.MeshConfigStatus
   map:
     fields:
+    - name: baseline
+      type:
+        scalar: string
     - name: configMapName
       type:
         scalar: string

@@ -26,6 +26,12 @@ type MeshConfigStatusApplyConfiguration struct {
 	ConfigMapName *string `json:"configMapName,omitempty"`
 	// hash is a SHA-256 of the mesh document written.
 	Hash *string `json:"hash,omitempty"`
+	// baseline is, with configMapOwnership Own, the mesh document the
+	// ConfigMap returns to when the MeshSettings is deleted: the document
+	// found when the operator took the ConfigMap over (what Helm derived,
+	// meshId and the like), or Istio's chart defaults for the revision. A
+	// deleted ConfigMap is recreated from it.
+	Baseline *string `json:"baseline,omitempty"`
 }
 
 // MeshConfigStatusApplyConfiguration constructs a declarative configuration of the MeshConfigStatus type for use with
@@ -47,5 +53,13 @@ func (b *MeshConfigStatusApplyConfiguration) WithConfigMapName(value string) *Me
 // If called multiple times, the Hash field is set to the value of the last call.
 func (b *MeshConfigStatusApplyConfiguration) WithHash(value string) *MeshConfigStatusApplyConfiguration {
 	b.Hash = &value
+	return b
+}
+
+// WithBaseline sets the Baseline field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Baseline field is set to the value of the last call.
+func (b *MeshConfigStatusApplyConfiguration) WithBaseline(value string) *MeshConfigStatusApplyConfiguration {
+	b.Baseline = &value
 	return b
 }
