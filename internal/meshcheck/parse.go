@@ -24,6 +24,11 @@ func applyYAML(yml string, pb proto.Message) error {
 	return applyJSON(string(js), pb)
 }
 
+// ApplyJSON decodes js over pb as istiod does (protomarshal.ApplyJSON):
+// values such as "250ms" durations that protojson refuses are accepted
+// here, as istiod accepts them.
+func ApplyJSON(js string, pb proto.Message) error { return applyJSON(js, pb) }
+
 func applyJSON(js string, pb proto.Message) error {
 	reader := strings.NewReader(js)
 	m := jsonpb.Unmarshaler{}

@@ -681,7 +681,7 @@ func TestMeshConfigWrongType(t *testing.T) {
 		{"enablePrometheusMerge", `"yes"`, "spec.meshConfig.enablePrometheusMerge", `"yes"`},
 		{"proxyListenPort", `true`, "spec.meshConfig.proxyListenPort", "proxyListenPort"},
 		{"ingressControllerMode", `"SOMETIMES"`, "spec.meshConfig.ingressControllerMode", "SOMETIMES"},
-		{"connectTimeout", `"1m"`, "spec.meshConfig.connectTimeout", `invalid google.protobuf.Duration value "1m"`},
+		{"connectTimeout", `"soon"`, "spec.meshConfig.connectTimeout", `invalid google.protobuf.Duration value "soon"`},
 		{"trustDomainAliases", `"old.example.org"`, "spec.meshConfig.trustDomainAliases", "old.example.org"},
 		{"serviceSettings", `[{"settings": {"clusterLocal": "yes"}}]`, "spec.meshConfig.serviceSettings", "clusterLocal"},
 		{"defaultConfig", `{"concurrency": "two"}`, "spec.meshConfig.defaultConfig.concurrency", `"two"`},
@@ -1002,6 +1002,25 @@ func TestReplacedAnnotation(t *testing.T) {
 	for _, bad := range []string{"[]", "trustDomain", `{"a":`} {
 		if _, err := DecodeReplaced(bad); err == nil || !strings.Contains(err.Error(), ReplacedValuesAnnotation) {
 			t.Errorf("DecodeReplaced(%q): want an error naming the annotation, got %v", bad, err)
+		}
+	}
+}
+
+// istiod reads Go-style durations that protojson refuses: the operator must
+// not refuse a value istiod accepts (the real-istiod suite found 250ms).
+func TestMeshConfigDurationsIstiodReads(t *testing.T) {
+	for _, c := range []struct{ key, value string }{
+		{"protocolDetectionTimeout", `"250ms"`},
+		{"connectTimeout", `"1m30s"`},
+	} {
+		spec := &v1alpha1.MeshSettingsSpec{MeshConfig: map[string]apiextensionsv1.JSON{c.key: rawJSON(c.value)}}
+		res, err := Mesh(spec, helmMesh(t), nil)
+		if err != nil {
+			t.Errorf("%s: %s refused: %v", c.key, c.value, err)
+			continue
+		}
+		if !strings.Contains(res.Document, strings.Trim(c.value[strings.LastIndex(c.value, ":")+1:], ` "}`)) {
+			t.Errorf("%s: %s not written:\n%s", c.key, c.value, res.Document)
 		}
 	}
 }

@@ -54,7 +54,7 @@ func validateFragment(f *fragment) error {
 	if err != nil {
 		return err
 	}
-	if err := protojson.Unmarshal(b, &meshv1alpha1.MeshConfig{}); err != nil {
+	if err := decodeLikeIstiod(b); err != nil {
 		// Name the key: protojson's message only gives a position in a JSON
 		// document the user never wrote (and "field value" for wrapper types).
 		field := "spec.meshConfig"
@@ -62,7 +62,7 @@ func validateFragment(f *fragment) error {
 			one := map[string]any{}
 			set(one, p.segments(), f.values[p])
 			if b, merr := json.Marshal(one); merr == nil {
-				if perr := protojson.Unmarshal(b, &meshv1alpha1.MeshConfig{}); perr != nil {
+				if perr := decodeLikeIstiod(b); perr != nil {
 					field, err = "spec.meshConfig."+strings.ReplaceAll(string(p), "/", "."), perr
 					break
 				}
@@ -75,6 +75,21 @@ func validateFragment(f *fragment) error {
 		return &FieldError{Field: field, Msg: "Istio's MeshConfig refuses the value: " + msg}
 	}
 	return nil
+}
+
+// decodeLikeIstiod judges a MeshConfig JSON document with istiod's own
+// decoder, which reads values protojson refuses (a "250ms" or "1m30s"
+// duration). When protojson refuses it too, its message is returned: it
+// quotes the bad value, the legacy decoder's does not.
+func decodeLikeIstiod(b []byte) error {
+	err := meshcheck.ApplyJSON(string(b), &meshv1alpha1.MeshConfig{})
+	if err == nil {
+		return nil
+	}
+	if perr := protojson.Unmarshal(b, &meshv1alpha1.MeshConfig{}); perr != nil {
+		return perr
+	}
+	return err
 }
 
 // checkKnownFields walks v along message descriptor md and reports the first
