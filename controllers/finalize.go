@@ -113,14 +113,21 @@ var (
 	envRecord  = []string{ManagedEnvAnnotation, ReplacedEnvAnnotation}
 )
 
+// jsonPatchOp is one operation of an RFC 6902 JSON patch.
+type jsonPatchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value,omitempty"`
+}
+
 // dropRecord removes the operator's record annotations and field ownership
 // from a target whose content it leaves as it is. A JSON patch, not an
 // apply: an apply owning fewer fields would delete what the operator owned.
 func (r *MeshSettingsReconciler) dropRecord(ctx context.Context, obj client.Object, annotations ...string) error {
-	ops := []map[string]any{{"op": "test", "path": "/metadata/resourceVersion", "value": obj.GetResourceVersion()}}
+	ops := []jsonPatchOp{{Op: "test", Path: "/metadata/resourceVersion", Value: obj.GetResourceVersion()}}
 	for _, k := range annotations {
 		if _, ok := obj.GetAnnotations()[k]; ok {
-			ops = append(ops, map[string]any{"op": "remove", "path": "/metadata/annotations/" + strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")})
+			ops = append(ops, jsonPatchOp{Op: "remove", Path: "/metadata/annotations/" + strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")})
 		}
 	}
 	fields := obj.GetManagedFields()
@@ -134,7 +141,7 @@ func (r *MeshSettingsReconciler) dropRecord(ctx context.Context, obj client.Obje
 		if len(kept) == 0 {
 			kept = []metav1.ManagedFieldsEntry{{}} // an empty list would leave managedFields unchanged
 		}
-		ops = append(ops, map[string]any{"op": "replace", "path": "/metadata/managedFields", "value": kept})
+		ops = append(ops, jsonPatchOp{Op: "replace", Path: "/metadata/managedFields", Value: kept})
 	}
 	if len(ops) == 1 {
 		return nil
@@ -168,7 +175,8 @@ func (r *MeshSettingsReconciler) releaseIstiodEnv(ctx context.Context, namespace
 		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil { // full managedFields
 			return nil, client.IgnoreNotFound(err)
 		}
-		return []string{fmt.Sprintf("the operator's record on Deployment %s/%s is damaged (%v); its environment entries were left as they are", namespace, name, err)},
+		return []string{fmt.Sprintf("the operator's record on Deployment %s/%s is damaged (%v); "+
+				"its environment entries were left as they are", namespace, name, err)},
 			r.dropRecord(ctx, d, envRecord...)
 	}
 	if len(managed) == 0 && len(replaced) == 0 {
@@ -201,7 +209,7 @@ func (r *MeshSettingsReconciler) releaseIstiodEnv(ctx context.Context, namespace
 // restore force-applies what the operator puts back on a target it releases,
 // then disowns the target.
 func (r *MeshSettingsReconciler) restore(ctx context.Context, ac runtime.ApplyConfiguration, target client.Object) error {
-	if err := r.Client.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+	if err := r.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		return ignoreGone(err)
 	}
 	return r.disown(ctx, target)
@@ -217,28 +225,7 @@ func (r *MeshSettingsReconciler) disown(ctx context.Context, obj client.Object) 
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	fields := obj.GetManagedFields()
-	kept := make([]metav1.ManagedFieldsEntry, 0, len(fields))
-	for _, f := range fields {
-		if f.Manager != FieldManager {
-			kept = append(kept, f)
-		}
-	}
-	if len(kept) == len(fields) {
-		return nil
-	}
-	if len(kept) == 0 {
-		// An empty list leaves managedFields unchanged; one empty entry clears them.
-		kept = []metav1.ManagedFieldsEntry{{}}
-	}
-	patch, err := json.Marshal([]map[string]any{
-		{"op": "test", "path": "/metadata/resourceVersion", "value": obj.GetResourceVersion()},
-		{"op": "replace", "path": "/metadata/managedFields", "value": kept},
-	})
-	if err != nil {
-		return err
-	}
-	return ignoreGone(r.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch)))
+	return r.dropRecord(ctx, obj)
 }
 
 // releaseLabels drops the labels of the namespaces this MeshSettings owns.
@@ -253,7 +240,7 @@ func (r *MeshSettingsReconciler) releaseLabels(ctx context.Context, me string) e
 		if ns.Annotations[OwnerAnnotation] != me {
 			continue
 		}
-		if err := ignoreGone(r.Client.Apply(ctx, corev1ac.Namespace(ns.Name).WithUID(ns.UID), client.FieldOwner(FieldManager))); err != nil {
+		if err := ignoreGone(r.Apply(ctx, corev1ac.Namespace(ns.Name).WithUID(ns.UID), client.FieldOwner(FieldManager))); err != nil {
 			return err
 		}
 	}
@@ -287,7 +274,7 @@ func ownedEnv(fields []metav1.ManagedFieldsEntry, container string) []string {
 				} `json:"f:template"`
 			} `json:"f:spec"`
 		}
-		if json.Unmarshal(f.FieldsV1.Raw, &set) != nil {
+		if json.Unmarshal(f.FieldsV1.GetRawBytes(), &set) != nil {
 			continue
 		}
 		c, ok := set.Spec.Template.Spec.Containers[fmt.Sprintf(`k:{"name":%q}`, container)]

@@ -16,7 +16,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
@@ -42,7 +41,6 @@ const Finalizer = "mesh.meshsettings.io/cleanup"
 // configuration: the mesh ConfigMap, istiod's environment and namespace labels.
 type MeshSettingsReconciler struct {
 	client.Client
-	Scheme   *runtime.Scheme
 	Recorder events.EventRecorder
 	// APIReader reads around the cache (used on deletion, where the cache's
 	// trimmed managedFields cannot tell whether others use a ConfigMap).
@@ -259,13 +257,13 @@ func (r *MeshSettingsReconciler) apply(ctx context.Context, ms *meshv1alpha1.Mes
 		// checked that no manager applies the mesh key server-side, and an
 		// Update manager (Helm 3) takes it back on its next write without a
 		// conflict, after which the operator merges once more.
-		wg.Go(func() { in.cmErr = r.Client.Apply(ctx, p.configMapApply, owner, client.ForceOwnership) })
+		wg.Go(func() { in.cmErr = r.Apply(ctx, p.configMapApply, owner, client.ForceOwnership) })
 	}
 	if in.depSent {
 		// Not forced: an entry another manager holds is left to it and
 		// reported (planEnv). A conflict means the cache had not seen that
 		// manager's write yet: the retry plans without the entry.
-		wg.Go(func() { in.depErr = r.Client.Apply(ctx, p.deploymentApply, owner) })
+		wg.Go(func() { in.depErr = r.Apply(ctx, p.deploymentApply, owner) })
 	}
 	wg.Go(func() { in.ns = r.applyNamespaces(ctx, p.namespaceApplies) })
 	wg.Wait()
@@ -331,7 +329,7 @@ func (r *MeshSettingsReconciler) applyNamespaces(ctx context.Context, acs []*cor
 					return
 				}
 				// Not forced: a label another manager holds is reported, not taken.
-				err := r.Client.Apply(ctx, acs[i], client.FieldOwner(FieldManager))
+				err := r.Apply(ctx, acs[i], client.FieldOwner(FieldManager))
 				mu.Lock()
 				switch {
 				case err == nil:
@@ -370,7 +368,6 @@ func conflictMessage(conflicts []meshv1alpha1.LabelConflict) string {
 func Setup(mgr ctrl.Manager) error {
 	return (&MeshSettingsReconciler{
 		Client:    mgr.GetClient(),
-		Scheme:    mgr.GetScheme(),
 		Recorder:  mgr.GetEventRecorder(FieldManager),
 		APIReader: mgr.GetAPIReader(),
 	}).SetupWithManager(mgr)

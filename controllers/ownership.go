@@ -26,7 +26,7 @@ func decodeFields(f *metav1.FieldsV1) fieldSet {
 		return nil
 	}
 	var set fieldSet
-	if json.Unmarshal(f.Raw, &set) != nil {
+	if json.Unmarshal(f.GetRawBytes(), &set) != nil {
 		return nil
 	}
 	return set
@@ -121,12 +121,14 @@ var chartValues = map[string]string{
 // remedy tells the user how the entry can reach the wanted value.
 func (h heldEnv) remedy() string {
 	if h.Name == "PILOT_TRACE_SAMPLING" {
-		return fmt.Sprintf(`set the chart value traceSampling: "" (not null: Helm renders 1 again on --reuse-values) so this MeshSettings owns it, or set traceSampling: %s and drop spec.tracing.samplingPercentage`, h.Want)
+		return fmt.Sprintf(`set the chart value traceSampling: "" (not null: Helm renders 1 again on --reuse-values) so this MeshSettings owns it, `+
+			`or set traceSampling: %s and drop spec.tracing.samplingPercentage`, h.Want)
 	}
 	if v, ok := chartValues[h.Name]; ok {
 		return fmt.Sprintf("the chart always renders it: set the chart value %s: %q and drop it from the MeshSettings", v, h.Want)
 	}
-	return fmt.Sprintf("remove env.%s from the chart values so this MeshSettings owns it, or set env.%s: %q there and drop it from the MeshSettings", h.Name, h.Name, h.Want)
+	return fmt.Sprintf("remove env.%s from the chart values so this MeshSettings owns it, "+
+		"or set env.%s: %q there and drop it from the MeshSettings", h.Name, h.Name, h.Want)
 }
 
 func heldMessage(held []heldEnv) string {
@@ -215,7 +217,7 @@ func keepWriteOwners(obj any) (any, error) {
 		if err != nil {
 			continue
 		}
-		f.FieldsV1 = &metav1.FieldsV1{Raw: raw}
+		f.FieldsV1 = metav1.NewFieldsV1(string(raw))
 		kept = append(kept, f)
 	}
 	if len(kept) != len(fields) || len(fields) > 0 {

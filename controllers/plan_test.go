@@ -3,6 +3,7 @@ package controllers
 import (
 	"encoding/json"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,7 +54,7 @@ func holds(d *appsv1.Deployment, manager string, op metav1.ManagedFieldsOperatio
 	set := map[string]any{"f:spec": map[string]any{"f:template": map[string]any{"f:spec": map[string]any{"f:containers": map[string]any{
 		itemKey("discovery"): map[string]any{"f:env": env, "f:image": map[string]any{}}}}}}}
 	raw, _ := json.Marshal(set)
-	d.ManagedFields = append(d.ManagedFields, metav1.ManagedFieldsEntry{Manager: manager, Operation: op, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: raw}})
+	d.ManagedFields = append(d.ManagedFields, metav1.ManagedFieldsEntry{Manager: manager, Operation: op, FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(string(raw))})
 }
 
 func TestPlanEnvLeavesEntriesOtherManagersHold(t *testing.T) {
@@ -177,7 +178,7 @@ func TestComputePlanSendsNothingWhenConverged(t *testing.T) {
 	ns.Annotations = map[string]string{OwnerAnnotation: "istio-system/m"}
 	ns.ManagedFields = []metav1.ManagedFieldsEntry{{
 		Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply, APIVersion: "v1", FieldsType: "FieldsV1",
-		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{"f:mesh.meshsettings.io/owner":{}},"f:labels":{"f:istio.io/dataplane-mode":{}}}}`)},
+		FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{"f:mesh.meshsettings.io/owner":{}},"f:labels":{"f:istio.io/dataplane-mode":{}}}}`),
 	}}
 	p, err = computePlan(ms, obs)
 	if err != nil {
@@ -194,7 +195,7 @@ func TestSelectorWarning(t *testing.T) {
 	if w := selectorWarning(apps, "istio-system", nss); !strings.Contains(w, "istio-system") {
 		t.Fatalf("selectors missing istiod's namespace gave %q", w)
 	}
-	withSystem := append(apps, meshv1alpha1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "istio-system"}})
+	withSystem := append(slices.Clone(apps), meshv1alpha1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "istio-system"}})
 	if w := selectorWarning(withSystem, "istio-system", nss); w != "" {
 		t.Fatalf("ORed selectors selecting istio-system still warn: %q", w)
 	}
@@ -208,7 +209,7 @@ func TestSelectorWarning(t *testing.T) {
 func TestOwnedLabelsAgreesWithExtractNamespace(t *testing.T) {
 	entry := func(manager string, op metav1.ManagedFieldsOperationType, sub, raw string) metav1.ManagedFieldsEntry {
 		return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, Subresource: sub, APIVersion: "v1",
-			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(raw)}}
+			FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(raw)}
 	}
 	apply, update := metav1.ManagedFieldsOperationApply, metav1.ManagedFieldsOperationUpdate
 	labels := map[string]string{"istio.io/rev": "canary", "istio-injection": "enabled", "team": "a", "f:odd": "x"}
@@ -246,7 +247,7 @@ func TestOwnedMemoRereadsChangedNamespacesAndForgetsDeletedOnes(t *testing.T) {
 		return metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
 			Name: "n-" + uid, UID: types.UID(uid), ResourceVersion: rv, Labels: map[string]string{"istio.io/rev": label},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply,
-				FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{"f:istio.io/rev":{}}}}`)}}},
+				FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:labels":{"f:istio.io/rev":{}}}}`)}},
 		}}
 	}
 	var m ownedMemo
@@ -296,7 +297,7 @@ func TestPlanConfigMapKeepsMeshNetworksAfterOwn(t *testing.T) {
 		},
 	}
 	own := metav1.ManagedFieldsEntry{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply, FieldsType: "FieldsV1",
-		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{"f:mesh":{},"f:meshNetworks":{}}}`)}}
+		FieldsV1: metav1.NewFieldsV1(`{"f:data":{"f:mesh":{},"f:meshNetworks":{}}}`)}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "istio", Namespace: "istio-system", UID: "c1", ManagedFields: []metav1.ManagedFieldsEntry{own}},
 		Data:       map[string]string{"mesh": "trustDomain: cluster.local\n", "meshNetworks": "networks: {}"},
@@ -309,7 +310,7 @@ func TestPlanConfigMapKeepsMeshNetworksAfterOwn(t *testing.T) {
 		t.Fatalf("apply %+v: meshNetworks must stay in the operator's apply", p.configMapApply)
 	}
 	// Not the operator's: Merge writes the mesh key only.
-	cm.ManagedFields[0].FieldsV1 = &metav1.FieldsV1{Raw: []byte(`{"f:data":{"f:mesh":{}}}`)}
+	cm.ManagedFields[0].FieldsV1 = metav1.NewFieldsV1(`{"f:data":{"f:mesh":{}}}`)
 	p, err = computePlan(ms, &observed{configMap: cm, existing: map[string]bool{"istio-system/m": true}})
 	if err != nil {
 		t.Fatal(err)

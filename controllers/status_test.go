@@ -251,8 +251,8 @@ func TestOwnedEnvReadsTheOperatorsApplyEntry(t *testing.T) {
 		`"k:{\"name\":\"discovery\"}":{".":{},"f:env":{"k:{\"name\":\"PILOT_ENABLE_STATUS\"}":{".":{},"f:name":{},"f:value":{}},"k:{\"name\":\"CLUSTER_ID\"}":{".":{},"f:name":{},"f:value":{}}},"f:name":{}},` +
 		`"k:{\"name\":\"sidecar\"}":{".":{},"f:env":{"k:{\"name\":\"OTHER\"}":{}},"f:name":{}}}}}}}`
 	fields := []metav1.ManagedFieldsEntry{
-		{Manager: "helm", Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: &metav1.FieldsV1{Raw: []byte(raw)}},
-		{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply, FieldsV1: &metav1.FieldsV1{Raw: []byte(raw)}},
+		{Manager: "helm", Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: metav1.NewFieldsV1(raw)},
+		{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply, FieldsV1: metav1.NewFieldsV1(raw)},
 	}
 	if got := ownedEnv(fields, "discovery"); strings.Join(got, ",") != "CLUSTER_ID,PILOT_ENABLE_STATUS" {
 		t.Errorf("ownedEnv(discovery) = %v", got)
