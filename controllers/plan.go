@@ -199,7 +199,7 @@ func planConfigMap(p *plan, namespace string, cm *corev1.ConfigMap, d *render.De
 func wroteMesh(fields []metav1.ManagedFieldsEntry) bool {
 	for _, f := range fields {
 		if f.Manager == FieldManager && f.Operation == metav1.ManagedFieldsOperationApply && f.Subresource == "" &&
-			f.FieldsV1 != nil && strings.Contains(string(f.FieldsV1.Raw), `"f:`+render.MeshKey+`"`) {
+			f.FieldsV1 != nil && strings.Contains(f.FieldsV1.GetRawString(), `"f:`+render.MeshKey+`"`) {
 			return true
 		}
 	}
@@ -497,7 +497,7 @@ func ownedLabels(ns *metav1.PartialObjectMetadata) (map[string]string, error) {
 				Labels map[string]json.RawMessage `json:"f:labels"`
 			} `json:"f:metadata"`
 		}
-		if err := json.Unmarshal(mf.FieldsV1.Raw, &set); err != nil {
+		if err := json.Unmarshal(mf.FieldsV1.GetRawBytes(), &set); err != nil {
 			return nil, fmt.Errorf("reading the operator's labels of namespace %s: %w", ns.Name, err)
 		}
 		for k := range set.Metadata.Labels {
@@ -596,11 +596,4 @@ func selectorWarning(selectors []meshv1alpha1.LabelSelector, istiodNamespace str
 		}
 	}
 	return fmt.Sprintf("discoverySelectors do not select istiod's namespace %s: gateways there lose their configuration", istiodNamespace)
-}
-
-// isSpecError tells spec problems (Stalled) from API errors (retried).
-func isSpecError(err error) (*render.FieldError, bool) {
-	var fe *render.FieldError
-	ok := errors.As(err, &fe)
-	return fe, ok
 }

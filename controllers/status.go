@@ -276,41 +276,7 @@ func transitions(old, cur *meshv1alpha1.MeshSettingsStatus, in *pass) []statusEv
 			out = append(out, statusEvent{corev1.EventTypeWarning, c.Reason, tc.action, c.Message})
 		}
 	}
-	if in.plan != nil && !in.starting {
-		p := in.plan
-		if in.cmSent && in.cmErr == nil {
-			out = append(out, statusEvent{corev1.EventTypeNormal, meshv1alpha1.ConditionMeshConfigApplied, "ApplyConfigMap",
-				fmt.Sprintf("Wrote key %q of ConfigMap %s", render.MeshKey, in.targets.ConfigMap)})
-		}
-		if in.depSent && in.depErr == nil {
-			out = append(out, statusEvent{corev1.EventTypeNormal, meshv1alpha1.ConditionIstiodEnvApplied, "ApplyIstiodEnv",
-				fmt.Sprintf("Set %d environment entries of %s/%s (istiod restarts)", len(p.env.Env), in.targets.IstiodDeployment, in.targets.IstiodContainer)})
-		}
-		if in.ns.changed > 0 {
-			out = append(out, statusEvent{corev1.EventTypeNormal, meshv1alpha1.ConditionNamespacesLabeled, "LabelNamespaces",
-				fmt.Sprintf("Updated labels of %d namespaces", in.ns.changed)})
-		}
-		oldReady := ""
-		if c := meta.FindStatusCondition(old.Conditions, meshv1alpha1.ConditionReady); c != nil {
-			oldReady = c.Message
-		}
-		if p.selectorWarning != "" && !strings.Contains(oldReady, p.selectorWarning) {
-			out = append(out, statusEvent{corev1.EventTypeWarning, "DiscoverySelectors", "Plan", p.selectorWarning})
-		}
-		if p.recordProblem != "" && !strings.Contains(oldReady, p.recordProblem) {
-			out = append(out, statusEvent{corev1.EventTypeWarning, "RecordDamaged", "Plan", p.recordProblem})
-		}
-		if len(cur.IgnoredSettings) > 0 && !equality.Semantic.DeepEqual(old.IgnoredSettings, cur.IgnoredSettings) {
-			// One event for all: the events API folds events of one reason
-			// and action into a series, which shows only the first note.
-			parts := make([]string, len(cur.IgnoredSettings))
-			for i, s := range cur.IgnoredSettings {
-				parts[i] = s.Field + ": " + s.Reason
-			}
-			out = append(out, statusEvent{corev1.EventTypeWarning, "SettingIgnored", "Plan",
-				fmt.Sprintf("%d settings not written: %s", len(parts), strings.Join(parts, "; "))})
-		}
-	}
+	out = append(out, passEvents(old, cur, in)...)
 	ready, readyChanged := changed(meshv1alpha1.ConditionReady)
 	if readyChanged && ready.Status == metav1.ConditionTrue {
 		if o := meta.FindStatusCondition(old.Conditions, meshv1alpha1.ConditionReady); o == nil || o.Status != metav1.ConditionTrue {
@@ -318,4 +284,50 @@ func transitions(old, cur *meshv1alpha1.MeshSettingsStatus, in *pass) []statusEv
 		}
 	}
 	return slices.Clip(out)
+}
+
+// actionPlan is the action of the warnings about the plan itself.
+const actionPlan = "Plan"
+
+// passEvents are the events of what one pass wrote and of the warnings its
+// plan carries that the Ready message did not carry already.
+func passEvents(old, cur *meshv1alpha1.MeshSettingsStatus, in *pass) []statusEvent {
+	if in.plan == nil || in.starting {
+		return nil
+	}
+	var out []statusEvent
+	p := in.plan
+	if in.cmSent && in.cmErr == nil {
+		out = append(out, statusEvent{corev1.EventTypeNormal, meshv1alpha1.ConditionMeshConfigApplied, "ApplyConfigMap",
+			fmt.Sprintf("Wrote key %q of ConfigMap %s", render.MeshKey, in.targets.ConfigMap)})
+	}
+	if in.depSent && in.depErr == nil {
+		out = append(out, statusEvent{corev1.EventTypeNormal, meshv1alpha1.ConditionIstiodEnvApplied, "ApplyIstiodEnv",
+			fmt.Sprintf("Set %d environment entries of %s/%s (istiod restarts)", len(p.env.Env), in.targets.IstiodDeployment, in.targets.IstiodContainer)})
+	}
+	if in.ns.changed > 0 {
+		out = append(out, statusEvent{corev1.EventTypeNormal, meshv1alpha1.ConditionNamespacesLabeled, "LabelNamespaces",
+			fmt.Sprintf("Updated labels of %d namespaces", in.ns.changed)})
+	}
+	oldReady := ""
+	if c := meta.FindStatusCondition(old.Conditions, meshv1alpha1.ConditionReady); c != nil {
+		oldReady = c.Message
+	}
+	if p.selectorWarning != "" && !strings.Contains(oldReady, p.selectorWarning) {
+		out = append(out, statusEvent{corev1.EventTypeWarning, "DiscoverySelectors", actionPlan, p.selectorWarning})
+	}
+	if p.recordProblem != "" && !strings.Contains(oldReady, p.recordProblem) {
+		out = append(out, statusEvent{corev1.EventTypeWarning, "RecordDamaged", actionPlan, p.recordProblem})
+	}
+	if len(cur.IgnoredSettings) > 0 && !equality.Semantic.DeepEqual(old.IgnoredSettings, cur.IgnoredSettings) {
+		// One event for all: the events API folds events of one reason
+		// and action into a series, which shows only the first note.
+		parts := make([]string, len(cur.IgnoredSettings))
+		for i, s := range cur.IgnoredSettings {
+			parts[i] = s.Field + ": " + s.Reason
+		}
+		out = append(out, statusEvent{corev1.EventTypeWarning, "SettingIgnored", actionPlan,
+			fmt.Sprintf("%d settings not written: %s", len(parts), strings.Join(parts, "; "))})
+	}
+	return out
 }
