@@ -42,11 +42,10 @@ var _ = Describe("C: Helm 4 defaults, chart renders the ConfigMap, Merge", Order
 	})
 
 	It("reports Ready=False naming Helm's ownership and the remedy, and writes nothing to the document", func() {
-		l.do("apply MeshSettings (Merge)", func() (string, error) {
+		l.act("apply MeshSettings (Merge)", func() {
 			applyYAML(meshSettings(t, "", app))
 			Eventually(conditionOf(t.ns, msName, "MeshConfigApplied"), time.Minute, 50*time.Millisecond).
 				Should(HavePrefix("False/MeshConfigOwnedByApply"))
-			return "", nil
 		})
 		Expect(conditionOf(t.ns, msName, "Ready")()).To(And(HavePrefix("False/MeshConfigOwnedByApply"), ContainSubstring(`"helm"`)))
 		Expect(conditionOf(t.ns, msName, "Stalled")()).To(HavePrefix("True/MeshConfigOwnedByApply"))
@@ -77,9 +76,8 @@ var _ = Describe("C: Helm 4 defaults, chart renders the ConfigMap, Merge", Order
 	}
 
 	It("E: leaves nothing of the operator behind after deletion", func() {
-		l.do("delete MeshSettings", func() (string, error) {
+		l.act("delete MeshSettings", func() {
 			deleteMeshSettings(t.ns, msName)
-			return "", nil
 		})
 		expectNoTraces(t, app)
 		out, err := l.do("helm4 uninstall", func() (string, error) { return h.run(t.ns, "uninstall", "istiod") })
@@ -108,10 +106,9 @@ var _ = Describe("D: MeshSettings applied before Istio", func() {
 		})
 
 		It("creates the mesh ConfigMap with the baseline and the spec before istiod exists", func() {
-			l.do("apply MeshSettings (Own)", func() (string, error) {
+			l.act("apply MeshSettings (Own)", func() {
 				applyYAML(meshSettings(t, "Own", app))
 				Eventually(configMapHoldsOperatorKeys(t), time.Minute, 20*time.Millisecond).Should(Succeed())
-				return "", nil
 			})
 			Expect(leafDiff(base, t.meshDoc())).To(BeEmpty())
 		})
@@ -128,9 +125,8 @@ var _ = Describe("D: MeshSettings applied before Istio", func() {
 		})
 
 		It("E: leaves nothing of the operator behind after deletion", func() {
-			l.do("delete MeshSettings", func() (string, error) {
+			l.act("delete MeshSettings", func() {
 				deleteMeshSettings(t.ns, msName)
-				return "", nil
 			})
 			expectNoTraces(t, app)
 			Expect(t.meshDoc()).To(Equal(base))
@@ -152,10 +148,9 @@ var _ = Describe("D: MeshSettings applied before Istio", func() {
 		})
 
 		It("creates the mesh ConfigMap; the SDK install succeeds and the operator converges", func() {
-			l.do("apply MeshSettings (Own)", func() (string, error) {
+			l.act("apply MeshSettings (Own)", func() {
 				applyYAML(meshSettings(t, "Own", app))
 				Eventually(configMapHoldsOperatorKeys(t), time.Minute, 20*time.Millisecond).Should(Succeed())
-				return "", nil
 			})
 			var rel *release.Release
 			_, err := l.do("Helm v4 SDK install (configMap=false)", func() (string, error) {
@@ -174,9 +169,8 @@ var _ = Describe("D: MeshSettings applied before Istio", func() {
 		})
 
 		It("E: leaves nothing of the operator behind after deletion", func() {
-			l.do("delete MeshSettings", func() (string, error) {
+			l.act("delete MeshSettings", func() {
 				deleteMeshSettings(t.ns, msName)
-				return "", nil
 			})
 			expectNoTraces(t, app)
 			Expect(t.meshDoc()).To(Equal(parseMesh(render.ChartBaseline(t.ns, "").Mesh)))
@@ -200,11 +194,10 @@ var _ = Describe("D: MeshSettings applied before Istio", func() {
 		})
 
 		It("waits for the ConfigMap (ConfigMapNotFound) and creates none", func() {
-			l.do("apply MeshSettings (Merge)", func() (string, error) {
+			l.act("apply MeshSettings (Merge)", func() {
 				applyYAML(meshSettings(t, "", app))
 				Eventually(conditionOf(t.ns, msName, "MeshConfigApplied"), time.Minute, 50*time.Millisecond).
 					Should(HavePrefix("False/ConfigMapNotFound"))
-				return "", nil
 			})
 			Consistently(func() error { cm, err := t.getConfigMap(); Expect(cm).To(BeNil()); return err }, 2*time.Second).Should(Succeed())
 		})
@@ -219,9 +212,8 @@ var _ = Describe("D: MeshSettings applied before Istio", func() {
 		})
 
 		It("E: leaves nothing of the operator behind after deletion", func() {
-			l.do("delete MeshSettings", func() (string, error) {
+			l.act("delete MeshSettings", func() {
 				deleteMeshSettings(t.ns, msName)
-				return "", nil
 			})
 			expectNoTraces(t, app)
 			want := helmManifest(h, t, "istiod").configMap(t.configMap())

@@ -11,7 +11,8 @@ import (
 // The checking helpers, each shown failing on a bad case.
 var _ = Describe("the checking helpers", func() {
 	It("operatorKeys names each key the document lacks or holds with another value", func() {
-		good := parseMesh("outboundTrafficPolicy: {mode: REGISTRY_ONLY}\ndefaultHttpRetryPolicy: {attempts: 3}\ndefaultConfig: {drainDuration: 45s, discoveryAddress: x:1}\n")
+		good := parseMesh("outboundTrafficPolicy: {mode: REGISTRY_ONLY}\ndefaultHttpRetryPolicy: {attempts: 3}\n" +
+			"defaultConfig: {drainDuration: 45s, discoveryAddress: x:1}\n")
 		Expect(operatorKeys(good)).To(Succeed())
 		bad := parseMesh("outboundTrafficPolicy: {}\ndefaultHttpRetryPolicy: {attempts: 2}\ndefaultConfig: {drainDuration: 30s}\n")
 		Expect(operatorKeys(bad)).To(MatchError(And(
@@ -20,7 +21,9 @@ var _ = Describe("the checking helpers", func() {
 
 	It("leafDiff lists the baseline leaves a document lacks or changed, and ignores extra keys", func() {
 		base := parseMesh("trustDomain: cluster.local\ndefaultConfig: {discoveryAddress: istiod.x.svc:15012}\ndefaultProviders: {metrics: [prometheus]}\n")
-		Expect(leafDiff(base, parseMesh("trustDomain: cluster.local\nextra: 1\ndefaultConfig: {discoveryAddress: istiod.x.svc:15012, drainDuration: 45s}\ndefaultProviders: {metrics: [prometheus]}\n"))).To(BeEmpty())
+		more := parseMesh("trustDomain: cluster.local\nextra: 1\n" +
+			"defaultConfig: {discoveryAddress: istiod.x.svc:15012, drainDuration: 45s}\ndefaultProviders: {metrics: [prometheus]}\n")
+		Expect(leafDiff(base, more)).To(BeEmpty())
 		Expect(leafDiff(base, parseMesh("trustDomain: example.com\ndefaultConfig: {drainDuration: 45s}\n"))).To(Equal([]string{
 			"defaultConfig.discoveryAddress: want istiod.x.svc:15012, got <nil>",
 			"defaultProviders.metrics: want [prometheus], got <nil>",
@@ -47,11 +50,15 @@ var _ = Describe("the checking helpers", func() {
 	})
 
 	It("normalizedEnv makes a rendered env list compare equal to the defaulted live one, and only that", func() {
-		rendered := []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}
-		live := []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}}}}
+		fieldRef := func(apiVersion, path string) []corev1.EnvVar {
+			return []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
+				FieldRef: &corev1.ObjectFieldSelector{APIVersion: apiVersion, FieldPath: path}}}}
+		}
+		rendered := fieldRef("", "metadata.name")
+		live := fieldRef("v1", "metadata.name")
 		Expect(normalizedEnv(rendered)).To(Equal(normalizedEnv(live)))
 		Expect(rendered[0].ValueFrom.FieldRef.APIVersion).To(BeEmpty(), "the input is not changed")
-		other := []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"}}}}
+		other := fieldRef("v1", "metadata.namespace")
 		Expect(normalizedEnv(rendered)).NotTo(Equal(normalizedEnv(other)))
 	})
 })

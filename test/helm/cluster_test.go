@@ -451,3 +451,14 @@ func normalizedEnv(in []corev1.EnvVar) []corev1.EnvVar {
 	}
 	return out
 }
+
+// act runs a step that is not a Helm command (kubectl apply, a deletion):
+// fn makes its own assertions.
+func (l *ledger) act(name string, fn func()) {
+	GinkgoHelper()
+	_, err := l.do(name, func() (string, error) {
+		fn()
+		return "", nil
+	})
+	Expect(err).NotTo(HaveOccurred())
+}

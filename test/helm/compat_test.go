@@ -44,10 +44,9 @@ func compatibility(name string, hp *helmCLI) {
 		})
 
 		It("merges the MeshSettings' keys into Helm's document and keeps Helm's", func() {
-			l.do("apply MeshSettings (Merge)", func() (string, error) {
+			l.act("apply MeshSettings (Merge)", func() {
 				applyYAML(meshSettings(t, "", app))
 				Eventually(configMapHoldsOperatorKeys(t), time.Minute, 20*time.Millisecond).Should(Succeed())
-				return "", nil
 			})
 			doc := t.meshDoc()
 			Expect(doc["defaultConfig"]).To(HaveKeyWithValue("discoveryAddress", "istiod."+t.ns+".svc:15012"))
@@ -121,9 +120,8 @@ func compatibility(name string, hp *helmCLI) {
 			Expect(l.rollouts(name)).To(Equal(1), "Helm's env change is one rollout; the operator adds none")
 			l.check = nil
 
-			l.do("delete MeshSettings", func() (string, error) {
+			l.act("delete MeshSettings", func() {
 				deleteMeshSettings(t.ns, msName)
-				return "", nil
 			})
 			m := helmManifest(h, t, "istiod")
 			want := m.configMap(t.configMap())

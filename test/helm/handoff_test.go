@@ -85,10 +85,9 @@ meshConfig:
 		Expect(ms.Spec.ConfigMapOwnership).To(Equal(meshv1alpha1.ConfigMapOwn))
 		imported, err := yaml.Marshal(ms)
 		Expect(err).NotTo(HaveOccurred())
-		l.do("apply the imported MeshSettings (Own)", func() (string, error) {
+		l.act("apply the imported MeshSettings (Own)", func() {
 			applyYAML(string(imported))
 			waitReady(t.ns, msName)
-			return "", nil
 		})
 
 		out, err = l.do("helm4 upgrade --reuse-values --set configMap=false", func() (string, error) {

@@ -46,10 +46,9 @@ var _ = Describe("A: recommended topology (Helm 4 defaults, configMap=false, Own
 	})
 
 	It("goes Ready with Istio's baseline for the revision plus the spec", func() {
-		l.do("apply MeshSettings (Own)", func() (string, error) {
+		l.act("apply MeshSettings (Own)", func() {
 			applyYAML(meshSettings(t, "Own", app))
 			waitReady(t.ns, msName)
-			return "", nil
 		})
 		doc := t.meshDoc()
 		Expect(operatorKeys(doc)).To(Succeed())
@@ -129,9 +128,8 @@ var _ = Describe("A: recommended topology (Helm 4 defaults, configMap=false, Own
 
 	It("on deletion leaves the ConfigMap holding exactly the baseline", func() {
 		l.check = nil
-		l.do("delete MeshSettings", func() (string, error) {
+		l.act("delete MeshSettings", func() {
 			deleteMeshSettings(t.ns, msName)
-			return "", nil
 		})
 		want := baseline(h, t, values)
 		live, err := t.getConfigMap()
@@ -153,7 +151,7 @@ var _ = Describe("A: recommended topology (Helm 4 defaults, configMap=false, Own
 			return h.run(t.ns, "uninstall", "istiod")
 		})
 		Expect(err).NotTo(HaveOccurred(), out)
-		Eventually(func() int64 { return t.generation() }, 30*time.Second).Should(BeZero(), "istiod is still there")
+		Eventually(t.generation, 30*time.Second).Should(BeZero(), "istiod is still there")
 		out, err = h.run(t.ns, "list", "-q")
 		Expect(err).NotTo(HaveOccurred(), out)
 		Expect(strings.TrimSpace(out)).To(BeEmpty(), "a release is left")
