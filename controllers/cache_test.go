@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/meshsettings/meshsettings-operator/internal/render"
 )
 
 func TestTrimNamespaceKeepsWhatThePlanReads(t *testing.T) {
@@ -19,7 +21,7 @@ func TestTrimNamespaceKeepsWhatThePlanReads(t *testing.T) {
 		"none at all":  {in: nil, want: nil},
 		"empty values": {in: map[string]string{OwnerAnnotation: ""}, want: map[string]string{OwnerAnnotation: ""}},
 	} {
-		labels := map[string]string{"team": "a", "istio.io/rev": "canary"}
+		labels := map[string]string{"team": "a", render.LabelRevision: "canary"}
 		ns := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
 			Name: "n", Labels: maps.Clone(labels), Annotations: c.in,
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}, own},

@@ -140,7 +140,7 @@ var _ = Describe("Faults (issue 17)", func() {
 		Expect(cm.Annotations).NotTo(HaveKey(render.ReplacedValuesAnnotation))
 		Expect(operatorOwns(cm)).To(BeFalse(), "the operator's field ownership of the ConfigMap is dropped")
 		Expect(istiodEnv(cp)).To(Equal(helmEnv), "istiod's env is restored")
-		Expect(nsLabels(app)).NotTo(HaveKey("istio.io/rev"))
+		Expect(nsLabels(app)).NotTo(HaveKey(render.LabelRevision))
 		Eventually(eventNotes, timeout, interval).WithArguments(cp, "mesh", "CleanupIncomplete").Should(
 			ContainElement(And(ContainSubstring(fmt.Sprintf("ConfigMap %s/istio", cp)), ContainSubstring("outboundTrafficPolicy"))))
 	})
@@ -232,7 +232,7 @@ var _ = Describe("Faults (issue 17)", func() {
 		By("with a label held by another manager")
 		ns := &corev1.Namespace{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: conflicting}, ns)).To(Succeed())
-		ns.Labels["istio-injection"] = "enabled"
+		ns.Labels[render.LabelInjection] = render.InjectionEnabled
 		Expect(k8sClient.Update(ctx, ns, client.FieldOwner("kubectl-label"))).To(Succeed())
 		Eventually(func(g Gomega) {
 			s := condition(cp, "mesh", meshv1alpha1.ConditionStalled)

@@ -158,154 +158,180 @@ func envNames(env []corev1.EnvVar) []string {
 }
 
 var _ = Describe("MeshSettings controller", func() {
-	It("writes the three targets, keeps what it does not own, follows updates and cleans up on deletion", func() {
-		cp := controlPlane(true, "docker.io/istio/pilot:1.28.1")
-		app := appNamespace(map[string]string{"team": "a"})
-		spec := sampleSpec(app)
-		// Replaces a value Helm set: it must come back on deletion. (An env
-		// entry Helm sets is not taken: see ownership_test.go.)
-		spec.MeshConfig = map[string]apiextensionsv1.JSON{"trustDomain": {Raw: []byte(`"example.org"`)}}
-		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp}, Spec: spec}
-		Expect(k8sClient.Create(ctx, ms)).To(Succeed())
-		eventuallyReady(cp, "mesh")
+	Describe("one MeshSettings from creation to deletion", Ordered, func() {
+		var (
+			cp, app string
+			ms      *meshv1alpha1.MeshSettings
+		)
 
-		By("the mesh document has the managed keys and Helm's other keys intact")
-		doc := meshDoc(cp, "istio")
-		Expect(doc["outboundTrafficPolicy"]).To(Equal(map[string]any{"mode": "REGISTRY_ONLY"}))
-		Expect(doc["enableTracing"]).To(BeTrue())
-		Expect(doc["defaultProviders"]).To(Equal(map[string]any{"metrics": []any{"prometheus"}, "tracing": []any{"zipkin"}}))
-		Expect(doc["defaultConfig"]).To(Equal(map[string]any{
-			"discoveryAddress": "istiod.istio-system.svc:15012", "proxyMetadata": map[string]any{}, "tracing": map[string]any{},
-			"drainDuration": "45s",
-		}))
-		Expect(doc["trustDomain"]).To(Equal("example.org"))
-		Expect(doc["rootNamespace"]).To(Equal("istio-system"))
-		cm := &corev1.ConfigMap{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istio"}, cm)).To(Succeed())
-		Expect(cm.Data["meshNetworks"]).To(Equal("networks: {}"))
+		BeforeAll(func() {
+			cp = controlPlane(true, "docker.io/istio/pilot:1.28.1")
+			app = appNamespace(map[string]string{"team": "a"})
+			spec := sampleSpec(app)
+			// Replaces a value Helm set: it must come back on deletion. (An env
+			// entry Helm sets is not taken: see ownership_test.go.)
+			spec.MeshConfig = map[string]apiextensionsv1.JSON{"trustDomain": {Raw: []byte(`"example.org"`)}}
+			ms = &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp}, Spec: spec}
+			Expect(k8sClient.Create(ctx, ms)).To(Succeed())
+			eventuallyReady(cp, "mesh")
+		})
 
-		By("istiod keeps Helm's env in order, the operator's entries follow sorted by name")
-		Expect(envNames(istiodEnv(cp))).To(Equal([]string{
-			"REVISION", "PILOT_ENABLE_ANALYSIS", "CLUSTER_ID",
-			"DEFAULT_WORKLOAD_CERT_TTL", "PILOT_ENABLE_STATUS", "PILOT_TRACE_SAMPLING",
-		}))
-		Expect(istiodEnv(cp)).To(ContainElement(corev1.EnvVar{Name: "PILOT_TRACE_SAMPLING", Value: "10"}))
+		It("writes the managed keys into the mesh document and keeps Helm's other keys", func() {
+			doc := meshDoc(cp, "istio")
+			Expect(doc["outboundTrafficPolicy"]).To(Equal(map[string]any{"mode": "REGISTRY_ONLY"}))
+			Expect(doc["enableTracing"]).To(BeTrue())
+			Expect(doc["defaultProviders"]).To(Equal(map[string]any{"metrics": []any{"prometheus"}, "tracing": []any{"zipkin"}}))
+			Expect(doc["defaultConfig"]).To(Equal(map[string]any{
+				"discoveryAddress": "istiod.istio-system.svc:15012", "proxyMetadata": map[string]any{}, "tracing": map[string]any{},
+				"drainDuration": "45s",
+			}))
+			Expect(doc["trustDomain"]).To(Equal("example.org"))
+			Expect(doc["rootNamespace"]).To(Equal("istio-system"))
+			cm := &corev1.ConfigMap{}
+			Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istio"}, cm)).To(Succeed())
+			Expect(cm.Data["meshNetworks"]).To(Equal("networks: {}"))
+		})
 
-		By("the application namespace is labeled for the default revision, its own labels kept")
-		Expect(nsLabels(app)).To(HaveKeyWithValue("istio.io/rev", "default"))
-		Expect(nsLabels(app)).To(HaveKeyWithValue("team", "a"))
+		It("keeps Helm's istiod env in order and appends its own entries sorted by name", func() {
+			Expect(envNames(istiodEnv(cp))).To(Equal([]string{
+				"REVISION", "PILOT_ENABLE_ANALYSIS", "CLUSTER_ID",
+				"DEFAULT_WORKLOAD_CERT_TTL", "PILOT_ENABLE_STATUS", "PILOT_TRACE_SAMPLING",
+			}))
+			Expect(istiodEnv(cp)).To(ContainElement(corev1.EnvVar{Name: "PILOT_TRACE_SAMPLING", Value: "10"}))
+		})
 
-		By("status reports the targets")
-		got := &meshv1alpha1.MeshSettings{}
-		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ms), got)).To(Succeed())
-		Expect(got.Finalizers).To(ContainElement(Finalizer))
-		Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
-		Expect(got.Status.MeshConfig.ConfigMapName).To(Equal("istio"))
-		Expect(got.Status.Istiod.Version).To(Equal("1.28.1"))
-		Expect(got.Status.Namespaces.Selected).To(BeEquivalentTo(1))
-		Expect(got.Status.Namespaces.Labeled).To(BeEquivalentTo(1))
-		Expect(meta.FindStatusCondition(got.Status.Conditions, meshv1alpha1.ConditionStalled)).To(BeNil())
-		Expect(meta.FindStatusCondition(got.Status.Conditions, meshv1alpha1.ConditionReconciling)).To(BeNil())
-		for _, t := range []string{meshv1alpha1.ConditionMeshConfigApplied, meshv1alpha1.ConditionIstiodEnvApplied, meshv1alpha1.ConditionNamespacesLabeled} {
-			Expect(meta.IsStatusConditionTrue(got.Status.Conditions, t)).To(BeTrue(), t)
-		}
+		It("labels the application namespace for the default revision and keeps its own labels", func() {
+			Expect(nsLabels(app)).To(HaveKeyWithValue(render.LabelRevision, "default"))
+			Expect(nsLabels(app)).To(HaveKeyWithValue("team", "a"))
+		})
 
-		By("a repeated reconcile writes nothing")
-		rvs := func() []string {
+		It("reports the targets in status, every target condition True", func() {
+			got := &meshv1alpha1.MeshSettings{}
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ms), got)).To(Succeed())
+			Expect(got.Finalizers).To(ContainElement(Finalizer))
+			Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			Expect(got.Status.MeshConfig.ConfigMapName).To(Equal("istio"))
+			Expect(got.Status.Istiod.Version).To(Equal("1.28.1"))
+			Expect(got.Status.Namespaces.Selected).To(BeEquivalentTo(1))
+			Expect(got.Status.Namespaces.Labeled).To(BeEquivalentTo(1))
+			Expect(meta.FindStatusCondition(got.Status.Conditions, meshv1alpha1.ConditionStalled)).To(BeNil())
+			Expect(meta.FindStatusCondition(got.Status.Conditions, meshv1alpha1.ConditionReconciling)).To(BeNil())
+			for _, t := range []string{meshv1alpha1.ConditionMeshConfigApplied, meshv1alpha1.ConditionIstiodEnvApplied, meshv1alpha1.ConditionNamespacesLabeled} {
+				Expect(meta.IsStatusConditionTrue(got.Status.Conditions, t)).To(BeTrue(), t)
+			}
+		})
+
+		It("writes nothing when a reconcile finds everything converged", func() {
+			rvs := func() []string {
+				d := &appsv1.Deployment{}
+				Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istiod"}, d)).To(Succeed())
+				c := &corev1.ConfigMap{}
+				Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istio"}, c)).To(Succeed())
+				n := &corev1.Namespace{}
+				Expect(k8sClient.Get(ctx, client.ObjectKey{Name: app}, n)).To(Succeed())
+				m := &meshv1alpha1.MeshSettings{}
+				Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ms), m)).To(Succeed())
+				return []string{d.ResourceVersion, fmt.Sprint(d.Generation), c.ResourceVersion, n.ResourceVersion, m.ResourceVersion}
+			}
+			before := rvs()
+			// A label change on the MeshSettings' namespace triggers reconciles without changing anything.
+			cpNs := &corev1.Namespace{}
+			Expect(k8sClient.Get(ctx, client.ObjectKey{Name: cp}, cpNs)).To(Succeed())
+			cpNs.Labels["poke"] = "1"
+			Expect(k8sClient.Update(ctx, cpNs)).To(Succeed())
+			Consistently(rvs, 2*time.Second, 200*time.Millisecond).Should(Equal(before))
+		})
+
+		It("propagates an update, and a removed field disappears from the targets", func() {
+			got := &meshv1alpha1.MeshSettings{}
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ms), got)).To(Succeed())
+			got.Spec.OutboundTrafficPolicy.Mode = meshv1alpha1.OutboundAllowAny
+			got.Spec.Tracing = nil
+			Expect(k8sClient.Update(ctx, got)).To(Succeed())
+			eventuallyReady(cp, "mesh")
+			doc := meshDoc(cp, "istio")
+			Expect(doc["outboundTrafficPolicy"]).To(Equal(map[string]any{"mode": "ALLOW_ANY"}))
+			Expect(doc).NotTo(HaveKey("enableTracing"))
+			Expect(doc).NotTo(HaveKey("extensionProviders"))
+			Expect(doc["defaultProviders"]).To(Equal(map[string]any{"metrics": []any{"prometheus"}}))
+			Expect(envNames(istiodEnv(cp))).NotTo(ContainElement("PILOT_TRACE_SAMPLING"))
+		})
+
+		It("removes on deletion what it wrote, and nothing else", func() {
+			Expect(k8sClient.Delete(ctx, ms)).To(Succeed())
+			Eventually(func() bool {
+				return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(ms), &meshv1alpha1.MeshSettings{}))
+			}, timeout, interval).Should(BeTrue())
+			Expect(meshDoc(cp, "istio")).To(Equal(func() map[string]any {
+				m := map[string]any{}
+				Expect(yaml.Unmarshal([]byte(helmMesh), &m)).To(Succeed())
+				return m
+			}()))
+			Expect(istiodEnv(cp)).To(Equal(helmEnv))
 			d := &appsv1.Deployment{}
 			Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istiod"}, d)).To(Succeed())
-			c := &corev1.ConfigMap{}
-			Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istio"}, c)).To(Succeed())
-			n := &corev1.Namespace{}
-			Expect(k8sClient.Get(ctx, client.ObjectKey{Name: app}, n)).To(Succeed())
-			m := &meshv1alpha1.MeshSettings{}
-			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ms), m)).To(Succeed())
-			return []string{d.ResourceVersion, fmt.Sprint(d.Generation), c.ResourceVersion, n.ResourceVersion, m.ResourceVersion}
-		}
-		before := rvs()
-		// A label change on the MeshSettings' namespace triggers reconciles without changing anything.
-		cpNs := &corev1.Namespace{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: cp}, cpNs)).To(Succeed())
-		cpNs.Labels["poke"] = "1"
-		Expect(k8sClient.Update(ctx, cpNs)).To(Succeed())
-		Consistently(rvs, 2*time.Second, 200*time.Millisecond).Should(Equal(before))
+			Expect(d.Annotations).NotTo(HaveKey(ManagedEnvAnnotation))
+			Expect(d.Annotations).NotTo(HaveKey(ReplacedEnvAnnotation))
+			cm := &corev1.ConfigMap{}
+			Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istio"}, cm)).To(Succeed())
+			Expect(cm.Annotations).NotTo(HaveKey(render.ManagedKeysAnnotation))
+			Expect(cm.Annotations).NotTo(HaveKey(render.ReplacedValuesAnnotation))
+			Expect(nsLabels(app)).To(Equal(map[string]string{"team": "a", "kubernetes.io/metadata.name": app}))
+		})
 
-		By("an update propagates and a removed field disappears")
-		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ms), got)).To(Succeed())
-		got.Spec.OutboundTrafficPolicy.Mode = meshv1alpha1.OutboundAllowAny
-		got.Spec.Tracing = nil
-		Expect(k8sClient.Update(ctx, got)).To(Succeed())
-		eventuallyReady(cp, "mesh")
-		doc = meshDoc(cp, "istio")
-		Expect(doc["outboundTrafficPolicy"]).To(Equal(map[string]any{"mode": "ALLOW_ANY"}))
-		Expect(doc).NotTo(HaveKey("enableTracing"))
-		Expect(doc).NotTo(HaveKey("extensionProviders"))
-		Expect(doc["defaultProviders"]).To(Equal(map[string]any{"metrics": []any{"prometheus"}}))
-		Expect(envNames(istiodEnv(cp))).NotTo(ContainElement("PILOT_TRACE_SAMPLING"))
-
-		By("deletion removes what the operator wrote and nothing else")
-		Expect(k8sClient.Delete(ctx, got)).To(Succeed())
-		Eventually(func() bool {
-			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(ms), &meshv1alpha1.MeshSettings{}))
-		}, timeout, interval).Should(BeTrue())
-		Expect(meshDoc(cp, "istio")).To(Equal(func() map[string]any {
-			m := map[string]any{}
-			Expect(yaml.Unmarshal([]byte(helmMesh), &m)).To(Succeed())
-			return m
-		}()))
-		Expect(istiodEnv(cp)).To(Equal(helmEnv))
-		d := &appsv1.Deployment{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istiod"}, d)).To(Succeed())
-		Expect(d.Annotations).NotTo(HaveKey(ManagedEnvAnnotation))
-		Expect(d.Annotations).NotTo(HaveKey(ReplacedEnvAnnotation))
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istio"}, cm)).To(Succeed())
-		Expect(cm.Annotations).NotTo(HaveKey(render.ManagedKeysAnnotation))
-		Expect(cm.Annotations).NotTo(HaveKey(render.ReplacedValuesAnnotation))
-		Expect(nsLabels(app)).To(Equal(map[string]string{"team": "a", "kubernetes.io/metadata.name": app}))
-
-		By("the operator owns nothing any more: another applier changes the restored values without a conflict")
-		for _, obj := range []client.Object{d, cm} {
-			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
-			Expect(obj.GetManagedFields()).NotTo(ContainElement(HaveField("Manager", FieldManager)))
-		}
-		Expect(k8sClient.Apply(ctx, corev1ac.ConfigMap("istio", cp).WithData(map[string]string{"mesh": "trustDomain: upgraded.example"}),
-			client.FieldOwner("helm"))).To(Succeed())
-		Expect(k8sClient.Apply(ctx, appsv1ac.Deployment("istiod", cp).WithSpec(appsv1ac.DeploymentSpec().WithTemplate(
-			corev1ac.PodTemplateSpec().WithSpec(corev1ac.PodSpec().WithContainers(corev1ac.Container().WithName("discovery").
-				WithEnv(corev1ac.EnvVar().WithName("DEFAULT_WORKLOAD_CERT_TTL").WithValue("6h")))))),
-			client.FieldOwner("helm"))).To(Succeed())
+		It("owns no field after deletion: another applier changes the restored values without a conflict", func() {
+			d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: cp, Name: "istiod"}}
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: cp, Name: "istio"}}
+			for _, obj := range []client.Object{d, cm} {
+				Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+				Expect(obj.GetManagedFields()).NotTo(ContainElement(HaveField("Manager", FieldManager)))
+			}
+			Expect(k8sClient.Apply(ctx, corev1ac.ConfigMap("istio", cp).WithData(map[string]string{"mesh": "trustDomain: upgraded.example"}),
+				client.FieldOwner("helm"))).To(Succeed())
+			Expect(k8sClient.Apply(ctx, appsv1ac.Deployment("istiod", cp).WithSpec(appsv1ac.DeploymentSpec().WithTemplate(
+				corev1ac.PodTemplateSpec().WithSpec(corev1ac.PodSpec().WithContainers(corev1ac.Container().WithName("discovery").
+					WithEnv(corev1ac.EnvVar().WithName("DEFAULT_WORKLOAD_CERT_TTL").WithValue("6h")))))),
+				client.FieldOwner("helm"))).To(Succeed())
+		})
 	})
 
-	It("undoes drift of each target", func() {
-		cp := controlPlane(true, "docker.io/istio/pilot:1.28.1")
-		app := appNamespace(nil)
-		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp}, Spec: sampleSpec(app)}
-		Expect(k8sClient.Create(ctx, ms)).To(Succeed())
-		eventuallyReady(cp, "mesh")
+	Describe("drift of a target", Ordered, func() {
+		var cp, app string
 
-		By("a managed key edited by hand is restored")
-		cm := &corev1.ConfigMap{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istio"}, cm)).To(Succeed())
-		cm.Data["mesh"] = "outboundTrafficPolicy:\n  mode: ALLOW_ANY\ntrustDomain: cluster.local\n"
-		Expect(k8sClient.Update(ctx, cm)).To(Succeed())
-		Eventually(func() any { return meshDoc(cp, "istio")["outboundTrafficPolicy"] }, timeout, interval).
-			Should(Equal(map[string]any{"mode": "REGISTRY_ONLY"}))
+		BeforeAll(func() {
+			cp = controlPlane(true, "docker.io/istio/pilot:1.28.1")
+			app = appNamespace(nil)
+			ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp}, Spec: sampleSpec(app)}
+			Expect(k8sClient.Create(ctx, ms)).To(Succeed())
+			eventuallyReady(cp, "mesh")
+		})
 
-		By("an owned env entry removed by hand comes back")
-		d := &appsv1.Deployment{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istiod"}, d)).To(Succeed())
-		d.Spec.Template.Spec.Containers[0].Env = slices.DeleteFunc(d.Spec.Template.Spec.Containers[0].Env,
-			func(e corev1.EnvVar) bool { return e.Name == "PILOT_TRACE_SAMPLING" })
-		Expect(k8sClient.Update(ctx, d)).To(Succeed())
-		Eventually(func() []corev1.EnvVar { return istiodEnv(cp) }, timeout, interval).
-			Should(ContainElement(corev1.EnvVar{Name: "PILOT_TRACE_SAMPLING", Value: "10"}))
+		It("restores a managed mesh key edited by hand", func() {
+			cm := &corev1.ConfigMap{}
+			Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istio"}, cm)).To(Succeed())
+			cm.Data["mesh"] = "outboundTrafficPolicy:\n  mode: ALLOW_ANY\ntrustDomain: cluster.local\n"
+			Expect(k8sClient.Update(ctx, cm)).To(Succeed())
+			Eventually(func() any { return meshDoc(cp, "istio")["outboundTrafficPolicy"] }, timeout, interval).
+				Should(Equal(map[string]any{"mode": "REGISTRY_ONLY"}))
+		})
 
-		By("a label removed by hand comes back")
-		n := &corev1.Namespace{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: app}, n)).To(Succeed())
-		delete(n.Labels, "istio.io/rev")
-		Expect(k8sClient.Update(ctx, n)).To(Succeed())
-		Eventually(func() map[string]string { return nsLabels(app) }, timeout, interval).Should(HaveKeyWithValue("istio.io/rev", "default"))
+		It("puts back an owned env entry removed by hand", func() {
+			d := &appsv1.Deployment{}
+			Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istiod"}, d)).To(Succeed())
+			d.Spec.Template.Spec.Containers[0].Env = slices.DeleteFunc(d.Spec.Template.Spec.Containers[0].Env,
+				func(e corev1.EnvVar) bool { return e.Name == "PILOT_TRACE_SAMPLING" })
+			Expect(k8sClient.Update(ctx, d)).To(Succeed())
+			Eventually(func() []corev1.EnvVar { return istiodEnv(cp) }, timeout, interval).
+				Should(ContainElement(corev1.EnvVar{Name: "PILOT_TRACE_SAMPLING", Value: "10"}))
+		})
+
+		It("puts back a namespace label removed by hand", func() {
+			n := &corev1.Namespace{}
+			Expect(k8sClient.Get(ctx, client.ObjectKey{Name: app}, n)).To(Succeed())
+			delete(n.Labels, render.LabelRevision)
+			Expect(k8sClient.Update(ctx, n)).To(Succeed())
+			Eventually(func() map[string]string { return nsLabels(app) }, timeout, interval).Should(HaveKeyWithValue(render.LabelRevision, "default"))
+		})
 	})
 
 	It("waits for a missing istiod and writes its env when it appears", func() {
@@ -343,7 +369,7 @@ var _ = Describe("MeshSettings controller", func() {
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istio"}, cm)).To(Succeed())
 		Expect(cm.Data["mesh"]).To(Equal(helmMesh))
 		Expect(istiodEnv(cp)).To(Equal(helmEnv))
-		Expect(nsLabels(app)).NotTo(HaveKey("istio.io/rev"))
+		Expect(nsLabels(app)).NotTo(HaveKey(render.LabelRevision))
 	})
 
 	It("lets the oldest of two MeshSettings for one revision write; the other reports Conflict", func() {
@@ -445,45 +471,57 @@ var _ = Describe("MeshSettings controller", func() {
 		Consistently(ignoredWarnings, 2*time.Second, interval).Should(Equal(1))
 	})
 
-	It("labels namespaces by selector, unlabels those that leave it, and reports labels held by others", func() {
-		cp := controlPlane(true, "docker.io/istio/pilot:1.28.1")
-		key := "sel-" + rand.String(5)
-		inside := appNamespace(map[string]string{key: "yes"})
-		conflicting := appNamespace(map[string]string{key: "yes", "istio-injection": "enabled"})
-		spec := meshv1alpha1.MeshSettingsSpec{
-			Revision: "canary",
-			Namespaces: []meshv1alpha1.NamespaceRule{{
-				Selector:  &meshv1alpha1.LabelSelector{MatchLabels: map[string]string{key: "yes"}},
-				Dataplane: meshv1alpha1.DataplaneSidecar,
-			}},
-		}
-		Expect(k8sClient.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "istio-canary", Namespace: cp}})).To(Succeed())
-		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "canary", Namespace: cp}, Spec: spec}
-		Expect(k8sClient.Create(ctx, ms)).To(Succeed())
+	Describe("namespace rules with a selector", Ordered, func() {
+		var cp, key, inside, conflicting string
+		var ms *meshv1alpha1.MeshSettings
 
-		Eventually(func() map[string]string { return nsLabels(inside) }, timeout, interval).Should(HaveKeyWithValue("istio.io/rev", "canary"))
-		Eventually(func(g Gomega) {
-			c := condition(cp, "canary", meshv1alpha1.ConditionNamespacesLabeled)
-			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Reason).To(Equal(meshv1alpha1.ReasonLabelConflict))
-			g.Expect(c.Message).To(ContainSubstring(conflicting))
-		}, timeout, interval).Should(Succeed())
-		Expect(nsLabels(conflicting)).NotTo(HaveKey("istio.io/rev"), "istio-injection=enabled and istio.io/rev must not be combined")
-		got := &meshv1alpha1.MeshSettings{}
-		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ms), got)).To(Succeed())
-		Expect(got.Status.Namespaces.Conflicts).To(ConsistOf(And(HaveField("Namespace", conflicting), HaveField("Label", "istio-injection"))))
+		BeforeAll(func() {
+			cp = controlPlane(true, "docker.io/istio/pilot:1.28.1")
+			key = "sel-" + rand.String(5)
+			inside = appNamespace(map[string]string{key: "yes"})
+			conflicting = appNamespace(map[string]string{key: "yes", render.LabelInjection: render.InjectionEnabled})
+			spec := meshv1alpha1.MeshSettingsSpec{
+				Revision: "canary",
+				Namespaces: []meshv1alpha1.NamespaceRule{{
+					Selector:  &meshv1alpha1.LabelSelector{MatchLabels: map[string]string{key: "yes"}},
+					Dataplane: meshv1alpha1.DataplaneSidecar,
+				}},
+			}
+			Expect(k8sClient.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "istio-canary", Namespace: cp}})).To(Succeed())
+			ms = &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "canary", Namespace: cp}, Spec: spec}
+			Expect(k8sClient.Create(ctx, ms)).To(Succeed())
+		})
 
-		By("a new namespace matching the selector is labeled")
-		late := appNamespace(map[string]string{key: "yes"})
-		Eventually(func() map[string]string { return nsLabels(late) }, timeout, interval).Should(HaveKeyWithValue("istio.io/rev", "canary"))
+		It("labels a namespace the selector matches with the revision", func() {
+			Eventually(func() map[string]string { return nsLabels(inside) }, timeout, interval).Should(HaveKeyWithValue(render.LabelRevision, "canary"))
+		})
 
-		By("a namespace relabelled out of the selector loses exactly the operator's labels")
-		n := &corev1.Namespace{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Name: inside}, n)).To(Succeed())
-		n.Labels[key] = "no"
-		Expect(k8sClient.Update(ctx, n)).To(Succeed())
-		Eventually(func() map[string]string { return nsLabels(inside) }, timeout, interval).ShouldNot(HaveKey("istio.io/rev"))
-		Expect(nsLabels(inside)).To(HaveKeyWithValue(key, "no"))
-		Expect(nsLabels(inside)).NotTo(HaveKey(render.LabelRevision))
+		It("reports a namespace whose istio-injection label conflicts, and leaves it unlabeled", func() {
+			Eventually(func(g Gomega) {
+				c := condition(cp, "canary", meshv1alpha1.ConditionNamespacesLabeled)
+				g.Expect(c).NotTo(BeNil())
+				g.Expect(c.Reason).To(Equal(meshv1alpha1.ReasonLabelConflict))
+				g.Expect(c.Message).To(ContainSubstring(conflicting))
+			}, timeout, interval).Should(Succeed())
+			Expect(nsLabels(conflicting)).NotTo(HaveKey(render.LabelRevision), "istio-injection=enabled and istio.io/rev must not be combined")
+			got := &meshv1alpha1.MeshSettings{}
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ms), got)).To(Succeed())
+			Expect(got.Status.Namespaces.Conflicts).To(ConsistOf(And(HaveField("Namespace", conflicting), HaveField("Label", render.LabelInjection))))
+		})
+
+		It("labels a namespace created later that matches the selector", func() {
+			late := appNamespace(map[string]string{key: "yes"})
+			Eventually(func() map[string]string { return nsLabels(late) }, timeout, interval).Should(HaveKeyWithValue(render.LabelRevision, "canary"))
+		})
+
+		It("removes exactly its own labels from a namespace relabelled out of the selector", func() {
+			n := &corev1.Namespace{}
+			Expect(k8sClient.Get(ctx, client.ObjectKey{Name: inside}, n)).To(Succeed())
+			n.Labels[key] = "no"
+			Expect(k8sClient.Update(ctx, n)).To(Succeed())
+			Eventually(func() map[string]string { return nsLabels(inside) }, timeout, interval).ShouldNot(HaveKey(render.LabelRevision))
+			Expect(nsLabels(inside)).To(HaveKeyWithValue(key, "no"))
+		})
 	})
+
 })

@@ -15,6 +15,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
+	"github.com/meshsettings/meshsettings-operator/internal/render"
 )
 
 // Unit tests of the pure planning step; the envtest suite covers the writes.
@@ -174,7 +175,7 @@ func TestComputePlanSendsNothingWhenConverged(t *testing.T) {
 	d.Spec.Template.Spec.Containers[0].Env = append(d.Spec.Template.Spec.Containers[0].Env, corev1.EnvVar{Name: "PILOT_TRACE_SAMPLING", Value: "5"})
 	// Labels the operator owns show up in managedFields; build that entry as the API server would.
 	ns := &obs.namespaces[1]
-	ns.Labels = map[string]string{"istio.io/dataplane-mode": "ambient"}
+	ns.Labels = map[string]string{render.LabelDataplaneMode: render.DataplaneModeAmbient}
 	ns.Annotations = map[string]string{OwnerAnnotation: "istio-system/m"}
 	ns.ManagedFields = []metav1.ManagedFieldsEntry{{
 		Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply, APIVersion: "v1", FieldsType: "FieldsV1",
@@ -212,7 +213,7 @@ func TestOwnedLabelsAgreesWithExtractNamespace(t *testing.T) {
 			FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(raw)}
 	}
 	apply, update := metav1.ManagedFieldsOperationApply, metav1.ManagedFieldsOperationUpdate
-	labels := map[string]string{"istio.io/rev": "canary", "istio-injection": "enabled", "team": "a", "f:odd": "x"}
+	labels := map[string]string{render.LabelRevision: "canary", render.LabelInjection: render.InjectionEnabled, "team": "a", "f:odd": "x"}
 	cases := map[string][]metav1.ManagedFieldsEntry{
 		"never written":        nil,
 		"someone else's apply": {entry("kubectl", apply, "", `{"f:metadata":{"f:labels":{"f:team":{}}}}`)},
@@ -245,18 +246,18 @@ func TestOwnedLabelsAgreesWithExtractNamespace(t *testing.T) {
 func TestOwnedMemoRereadsChangedNamespacesAndForgetsDeletedOnes(t *testing.T) {
 	ns := func(uid, rv, label string) metav1.PartialObjectMetadata {
 		return metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
-			Name: "n-" + uid, UID: types.UID(uid), ResourceVersion: rv, Labels: map[string]string{"istio.io/rev": label},
+			Name: "n-" + uid, UID: types.UID(uid), ResourceVersion: rv, Labels: map[string]string{render.LabelRevision: label},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply,
 				FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:labels":{"f:istio.io/rev":{}}}}`)}},
 		}}
 	}
 	var m ownedMemo
 	a := ns("a", "1", "stable")
-	if got, _ := m.labels(&a); got["istio.io/rev"] != "stable" {
+	if got, _ := m.labels(&a); got[render.LabelRevision] != "stable" {
 		t.Fatalf("first read: %v", got)
 	}
 	a = ns("a", "2", "canary") // a newer version of the same namespace
-	if got, _ := m.labels(&a); got["istio.io/rev"] != "canary" {
+	if got, _ := m.labels(&a); got[render.LabelRevision] != "canary" {
 		t.Fatalf("a changed namespace was served from the memo: %v", got)
 	}
 	live := []metav1.PartialObjectMetadata{a}
@@ -268,7 +269,7 @@ func TestOwnedMemoRereadsChangedNamespacesAndForgetsDeletedOnes(t *testing.T) {
 	if len(m.entries) != 1 {
 		t.Fatalf("after pruning to 1 live namespace the memo holds %d", len(m.entries))
 	}
-	if got, _ := m.labels(&a); got["istio.io/rev"] != "canary" {
+	if got, _ := m.labels(&a); got[render.LabelRevision] != "canary" {
 		t.Fatalf("the live namespace was lost: %v", got)
 	}
 }

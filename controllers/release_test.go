@@ -26,7 +26,7 @@ var _ = Describe("the target Istio release", func() {
 			ObjectMeta: metav1.ObjectMeta{Name: "istio-canary", Namespace: cp},
 			Data:       map[string]string{"mesh": helmMesh},
 		}, client.FieldOwner("helm"))).To(Succeed())
-		labels := map[string]string{"app": "istiod", "istio.io/rev": "canary"}
+		labels := map[string]string{"app": "istiod", render.LabelRevision: "canary"}
 		d := &appsv1.Deployment{
 			ObjectMeta: metav1.ObjectMeta{Name: "istiod-canary", Namespace: cp},
 			Spec: appsv1.DeploymentSpec{

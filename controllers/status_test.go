@@ -101,7 +101,7 @@ func TestDeriveStatus(t *testing.T) {
 		}), want: [6]string{"False/Progressing", "True/Progressing", "-", "True/UpToDate", "True/UpToDate", "True/UpToDate"}, retries: true},
 		{name: "label conflict", old: &meshv1alpha1.MeshSettingsStatus{}, in: passWith(func(in *pass) {
 			in.plan = appliedPlan(func(p *plan) {
-				p.conflicts = []meshv1alpha1.LabelConflict{{Namespace: "app", Label: "istio-injection", Message: "held by helm"}}
+				p.conflicts = []meshv1alpha1.LabelConflict{{Namespace: "app", Label: render.LabelInjection, Message: "held by helm"}}
 				p.selectorWarning = "discoverySelectors do not select istiod's namespace istio-system"
 			})
 		}), want: [6]string{"False/LabelConflict", "-", "True/LabelConflict", "True/UpToDate", "True/UpToDate", "False/LabelConflict"},
@@ -176,7 +176,7 @@ func TestTransitionsOneEventPerTransition(t *testing.T) {
 				p.selectorWarning = warn
 				p.env.Ignored = ignored
 				if conflicts {
-					p.conflicts = []meshv1alpha1.LabelConflict{{Namespace: "app", Label: "istio-injection", Message: "held by helm"}}
+					p.conflicts = []meshv1alpha1.LabelConflict{{Namespace: "app", Label: render.LabelInjection, Message: "held by helm"}}
 				}
 			})
 		})
