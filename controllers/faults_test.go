@@ -103,46 +103,57 @@ func expectRejected(cp string, mention ...string) {
 }
 
 var _ = Describe("Faults (issue 17)", func() {
-	It("1: stalls on a mesh document that is not YAML or has the wrong type, writes nothing, recovers on the next change, and still deletes", func() {
-		cp := controlPlane(true, "docker.io/istio/pilot:1.28.1")
-		app := appNamespace(nil)
-		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp}, Spec: sampleSpec(app)}
-		Expect(k8sClient.Create(ctx, ms)).To(Succeed())
-		eventuallyReady(cp, "mesh")
+	Describe("1: a mesh document istiod would reject, written by another manager", Ordered, func() {
+		const garbage = "outboundTrafficPolicy: [mode: REGISTRY_ONLY\n"
+		var (
+			cp, app string
+			ms      *meshv1alpha1.MeshSettings
+		)
 
-		By("another manager writes garbage into the mesh key")
-		garbage := "outboundTrafficPolicy: [mode: REGISTRY_ONLY\n"
-		setConfigMapMesh(cp, garbage)
-		expectRejected(cp, fmt.Sprintf("ConfigMap %s/istio", cp), `key "mesh"`, "not a valid YAML mapping")
-		Consistently(configMapMesh, 3*time.Second, interval).WithArguments(cp).Should(Equal(garbage), "nothing may be written")
-		Expect(eventCount(cp, "mesh", meshv1alpha1.ReasonMeshDocumentRejected)).To(Equal(1), "one event per transition")
+		BeforeAll(func() {
+			cp = controlPlane(true, "docker.io/istio/pilot:1.28.1")
+			app = appNamespace(nil)
+			ms = &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: cp}, Spec: sampleSpec(app)}
+			Expect(k8sClient.Create(ctx, ms)).To(Succeed())
+			eventuallyReady(cp, "mesh")
+		})
 
-		By("a wrong type: a list where istiod wants a mapping")
-		wrongType := "- outboundTrafficPolicy\n- trustDomain\n"
-		setConfigMapMesh(cp, wrongType)
-		expectRejected(cp, "not a valid YAML mapping")
-		Consistently(configMapMesh, 2*time.Second, interval).WithArguments(cp).Should(Equal(wrongType))
+		It("stalls on a document that is not YAML, writes nothing and emits one event", func() {
+			setConfigMapMesh(cp, garbage)
+			expectRejected(cp, fmt.Sprintf("ConfigMap %s/istio", cp), `key "mesh"`, "not a valid YAML mapping")
+			Consistently(configMapMesh, 3*time.Second, interval).WithArguments(cp).Should(Equal(garbage), "nothing may be written")
+			Expect(eventCount(cp, "mesh", meshv1alpha1.ReasonMeshDocumentRejected)).To(Equal(1), "one event per transition")
+		})
 
-		By("the other manager mends the document: the change of the ConfigMap brings the operator back")
-		setConfigMapMesh(cp, helmMesh)
-		eventuallyReady(cp, "mesh")
-		Expect(meshDoc(cp, "istio")["outboundTrafficPolicy"]).To(Equal(map[string]any{"mode": "REGISTRY_ONLY"}))
-		Expect(condition(cp, "mesh", meshv1alpha1.ConditionStalled)).To(BeNil())
+		It("stalls on a document of the wrong type (a list where istiod wants a mapping) and writes nothing", func() {
+			wrongType := "- outboundTrafficPolicy\n- trustDomain\n"
+			setConfigMapMesh(cp, wrongType)
+			expectRejected(cp, "not a valid YAML mapping")
+			Consistently(configMapMesh, 2*time.Second, interval).WithArguments(cp).Should(Equal(wrongType))
+		})
 
-		By("garbage again, then deletion: it completes, leaves the document, releases the rest and says so")
-		setConfigMapMesh(cp, garbage)
-		expectRejected(cp)
-		Expect(k8sClient.Delete(ctx, ms)).To(Succeed())
-		expectGone(ms)
-		cm := configMap(cp)
-		Expect(cm.Data["mesh"]).To(Equal(garbage))
-		Expect(cm.Annotations).NotTo(HaveKey(render.ManagedKeysAnnotation))
-		Expect(cm.Annotations).NotTo(HaveKey(render.ReplacedValuesAnnotation))
-		Expect(operatorOwns(cm)).To(BeFalse(), "the operator's field ownership of the ConfigMap is dropped")
-		Expect(istiodEnv(cp)).To(Equal(helmEnv), "istiod's env is restored")
-		Expect(nsLabels(app)).NotTo(HaveKey(render.LabelRevision))
-		Eventually(eventNotes, timeout, interval).WithArguments(cp, "mesh", "CleanupIncomplete").Should(
-			ContainElement(And(ContainSubstring(fmt.Sprintf("ConfigMap %s/istio", cp)), ContainSubstring("outboundTrafficPolicy"))))
+		It("recovers when the other manager mends the document (the ConfigMap's change brings it back)", func() {
+			setConfigMapMesh(cp, helmMesh)
+			eventuallyReady(cp, "mesh")
+			Expect(meshDoc(cp, "istio")["outboundTrafficPolicy"]).To(Equal(map[string]any{"mode": "REGISTRY_ONLY"}))
+			Expect(condition(cp, "mesh", meshv1alpha1.ConditionStalled)).To(BeNil())
+		})
+
+		It("still completes a deletion: leaves the document, releases the rest and says so", func() {
+			setConfigMapMesh(cp, garbage)
+			expectRejected(cp)
+			Expect(k8sClient.Delete(ctx, ms)).To(Succeed())
+			expectGone(ms)
+			cm := configMap(cp)
+			Expect(cm.Data["mesh"]).To(Equal(garbage))
+			Expect(cm.Annotations).NotTo(HaveKey(render.ManagedKeysAnnotation))
+			Expect(cm.Annotations).NotTo(HaveKey(render.ReplacedValuesAnnotation))
+			Expect(operatorOwns(cm)).To(BeFalse(), "the operator's field ownership of the ConfigMap is dropped")
+			Expect(istiodEnv(cp)).To(Equal(helmEnv), "istiod's env is restored")
+			Expect(nsLabels(app)).NotTo(HaveKey(render.LabelRevision))
+			Eventually(eventNotes, timeout, interval).WithArguments(cp, "mesh", "CleanupIncomplete").Should(
+				ContainElement(And(ContainSubstring(fmt.Sprintf("ConfigMap %s/istio", cp)), ContainSubstring("outboundTrafficPolicy"))))
+		})
 	})
 
 	It("2: a record removed by a replace (ConfigMap and istiod) is not taken for values the operator replaced; deletion removes what the operator wrote", func() {
