@@ -67,9 +67,12 @@ func run(ctx context.Context) error {
 	defer func() { _ = cp.Stop() }()
 	k := &kubectl{cp: cp}
 
-	step("installing Istio's real istio-discovery chart with Helm (revision canary, " + utils.IstioValuesFile +
-		"): ConfigMap istio-canary, Deployment istiod-canary; and the app namespaces")
-	if err := cp.InstallIstio(root, "--server-side=false"); err != nil {
+	// The recommended topology (docs/helm.md): Helm 4 with its defaults
+	// (server-side apply) installs istiod and renders no mesh ConfigMap; the
+	// MeshSettings owns it (configMapOwnership: Own).
+	step("installing Istio's real istio-discovery chart with Helm 4 (server-side apply; revision canary, " + utils.IstioValuesFile +
+		", configMap=false): Deployment istiod-canary and no mesh ConfigMap, the operator will own it; and the app namespaces")
+	if err := cp.InstallIstio(root, "--set", "configMap=false"); err != nil {
 		return failure{"install Istio", err}
 	}
 	k.show("get", "deploy,cm", "-n", namespace)
@@ -112,15 +115,19 @@ func run(ctx context.Context) error {
 	defer op.Stop()
 	fmt.Printf("operator pid %d, log %s\n", op.Pid(), op.Log)
 
-	step("applying the full sample (%s) and waiting for Ready", sample)
-	k.show("apply", "-f", filepath.Join(root, sample))
+	step("applying the full sample (%s) with configMapOwnership: Own, and waiting for Ready", sample)
+	owned, err := ownSample(filepath.Join(root, sample), filepath.Join(dir, "meshsettings-own.yaml"))
+	if err != nil {
+		return failure{"apply sample", err}
+	}
+	k.show("apply", "-f", owned)
 	k.show("wait", "--for=condition=Ready", "mset/"+msName, "-n", namespace, "--timeout=60s")
 	if k.err != nil {
 		return failure{"apply sample and wait", fmt.Errorf("%w\noperator log:\n%s", k.err, tail(op.Logs(), 30))}
 	}
 	k.show("get", "mset", "-n", namespace, "-o", "wide")
 
-	step("the mesh document in ConfigMap istio-canary (Helm's keys kept, the operator's merged in)")
+	step("the mesh document in ConfigMap istio-canary, created by the operator: Istio's baseline for revision canary (what the chart would render) plus the spec")
 	k.show("get", "cm", "istio-canary", "-n", namespace, "-o", "jsonpath={.data.mesh}")
 
 	step("istiod-canary's environment (Helm's entries in place, the operator's sorted by name)")
@@ -163,7 +170,7 @@ func run(ctx context.Context) error {
 		return nil
 	}
 
-	step("deleting the MeshSettings: the operator removes what it wrote, nothing else")
+	step("deleting the MeshSettings: the ConfigMap stays with exactly the baseline; the operator's env entries and labels go")
 	k.show("delete", "mset", msName, "-n", namespace, "--timeout=60s")
 	k.show("get", "cm", "istio-canary", "-n", namespace, "-o", "jsonpath={.data.mesh}")
 	k.show("get", "deploy", "istiod-canary", "-n", namespace, "-o",
@@ -177,6 +184,21 @@ func run(ctx context.Context) error {
 	}
 	step("done in %s", time.Since(start).Round(time.Second))
 	return nil
+}
+
+// ownSample writes the sample with configMapOwnership Own to out (the sample
+// itself shows Merge, the compatibility topology beside a chart that renders
+// the ConfigMap).
+func ownSample(sample, out string) (string, error) {
+	b, err := os.ReadFile(sample)
+	if err != nil {
+		return "", err
+	}
+	const merge = "configMapOwnership: Merge"
+	if !strings.Contains(string(b), merge) {
+		return "", fmt.Errorf("%s does not set %q", sample, merge)
+	}
+	return out, os.WriteFile(out, []byte(strings.Replace(string(b), merge, "configMapOwnership: Own", 1)), 0o600)
 }
 
 // kubectl prints each command and its output, and stops at the first error.
