@@ -46,7 +46,8 @@ type MeshSettingsReconciler struct {
 	// trimmed managedFields cannot tell whether others use a ConfigMap).
 	APIReader client.Reader
 
-	owned ownedMemo
+	owned    ownedMemo
+	rollouts rolloutMemo
 }
 
 // Everything but Namespaces lives in the control-plane namespace: a Role
