@@ -27,6 +27,12 @@ const (
 	// ConditionNamespacesLabeled is True when every namespace the rules select
 	// carries its labels, False when one does not and why.
 	ConditionNamespacesLabeled = "NamespacesLabeled"
+	// ConditionProxiesUpToDate is True when no proxy of this revision runs
+	// the settings of before a change that reaches a proxy only in a new pod
+	// (status.proxies.pending is 0), False (reason RestartPending) while some
+	// do. It reports work left to the user and never changes Ready: the
+	// operator did its job.
+	ConditionProxiesUpToDate = "ProxiesUpToDate"
 )
 
 // Reasons of the conditions above.
@@ -35,7 +41,8 @@ const (
 	// state.
 	ReasonReconciled = "Reconciled"
 	// ReasonUpToDate is the reason of a True target condition
-	// (MeshConfigApplied, IstiodEnvApplied, NamespacesLabeled).
+	// (MeshConfigApplied, IstiodEnvApplied, NamespacesLabeled,
+	// ProxiesUpToDate).
 	ReasonUpToDate = "UpToDate"
 	// ReasonProgressing is Reconciling's reason (and Ready=False's) while a new
 	// generation is being written or a transient error is retried.
@@ -83,4 +90,10 @@ const (
 	// than a concurrent change. Set on the target's condition (False); the
 	// pass is retried with backoff.
 	ReasonApplyFailed = "ApplyFailed"
+	// ReasonRestartPending: proxies created before the last change that
+	// reaches a proxy only in a new pod, or injected with a revision their
+	// namespace no longer selects, still run. Set on ProxiesUpToDate=False;
+	// status.proxies lists them by namespace and workload, and an event says
+	// how to restart them.
+	ReasonRestartPending = "RestartPending"
 )

@@ -133,7 +133,36 @@ type MeshSettingsSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxProperties=64
 	MeshConfig map[string]apiextensionsv1.JSON `json:"meshConfig,omitempty"`
+
+	// proxyRestart decides what happens to proxies that still run the
+	// settings of before a change that reaches a proxy only when its pod is
+	// created again (defaultConfig entries, injection labels; the table is
+	// in docs/proxy-restart.md).
+	//
+	// Report (the default when empty): status.proxies counts them, per
+	// namespace, with their owning workloads; condition ProxiesUpToDate is
+	// False (reason RestartPending) until they are replaced, and an event
+	// says which Deployments to restart. Nothing is restarted.
+	//
+	// RolloutRestart: as Report, and the operator also restarts the owning
+	// Deployments itself, as kubectl rollout restart does, a few at a time.
+	// It needs the optional ClusterRole that allows patching Deployments
+	// (chart value rolloutRestart.enabled).
+	// +optional
+	ProxyRestart ProxyRestartPolicy `json:"proxyRestart,omitempty"`
 }
+
+// ProxyRestartPolicy is what the operator does about proxies that predate a
+// change: Report or RolloutRestart.
+// +kubebuilder:validation:Enum=Report;RolloutRestart
+type ProxyRestartPolicy string
+
+const (
+	// ProxyRestartReport reports the proxies to restart and restarts nothing.
+	ProxyRestartReport ProxyRestartPolicy = "Report"
+	// ProxyRestartRolloutRestart also restarts the owning Deployments.
+	ProxyRestartRolloutRestart ProxyRestartPolicy = "RolloutRestart"
+)
 
 // ConfigMapOwnership is who owns the mesh ConfigMap: Own or Merge.
 // +kubebuilder:validation:Enum=Own;Merge
@@ -921,7 +950,8 @@ type MeshSettingsStatus struct {
 
 	// conditions follow kstatus: Ready summarises; Reconciling and Stalled
 	// are present only while True; MeshConfigApplied, IstiodEnvApplied and
-	// NamespacesLabeled report each target.
+	// NamespacesLabeled report each target; ProxiesUpToDate reports proxies
+	// to restart and never changes Ready.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -946,6 +976,67 @@ type MeshSettingsStatus struct {
 	// +optional
 	// +listType=atomic
 	IgnoredSettings []IgnoredSetting `json:"ignoredSettings,omitempty"`
+
+	// proxies reports the Envoy proxies (injected sidecars, injected
+	// gateways, waypoints) of this revision that still run the settings of
+	// before the last change that reaches a proxy only in a new pod. Absent
+	// until the operator has applied such a change or seen a pod whose
+	// injected revision no longer matches its namespace.
+	// +optional
+	Proxies *ProxiesStatus `json:"proxies,omitempty"`
+}
+
+// ProxiesStatus reports proxies that need their pod created again to pick up
+// the settings applied.
+type ProxiesStatus struct {
+	// restartRequiredSince is when the operator applied the last change that
+	// reaches a proxy only when its pod is created again. Proxies of pods
+	// created before it are pending. It stays once they are replaced
+	// (pending 0) and moves on with the next such change.
+	// +optional
+	RestartRequiredSince *metav1.Time `json:"restartRequiredSince,omitempty"`
+
+	// changes lists what that change was: the mesh paths whose new value a
+	// running proxy does not see (defaultConfig.drainDuration, say), sorted.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=256
+	Changes []string `json:"changes,omitempty"`
+
+	// pending is the number of proxies to restart: those created before
+	// restartRequiredSince, plus those whose injected revision is no longer
+	// the one their namespace selects. Pods enrolled in ambient (ztunnel)
+	// are not counted: they carry no defaultConfig.
+	// +kubebuilder:validation:Minimum=0
+	Pending int32 `json:"pending"`
+
+	// namespaces lists the namespaces holding pending proxies, the largest
+	// count first (then by name), at most 20.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	Namespaces []PendingNamespace `json:"namespaces,omitempty"`
+}
+
+// PendingNamespace is the pending proxies of one namespace.
+type PendingNamespace struct {
+	// namespace holding the proxies.
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace"`
+	// pending is the number of pending proxies in the namespace.
+	// +kubebuilder:validation:Minimum=0
+	Pending int32 `json:"pending"`
+	// workloads owning them, as Kind/name: Deployment/<name> for a pod of a
+	// ReplicaSet that carries the pod-template-hash label (the Deployment's
+	// name is the ReplicaSet's without that suffix), else the owner's kind
+	// and name (StatefulSet/db, DaemonSet/x), or Pod/<name> for a bare pod.
+	// The most pending first (then by name), at most 10.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	// +kubebuilder:validation:items:MaxLength=317
+	Workloads []string `json:"workloads,omitempty"`
 }
 
 // MeshConfigStatus reports the mesh ConfigMap.
@@ -1035,6 +1126,7 @@ type IgnoredSetting struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Outbound",type=string,JSONPath=`.spec.outboundTrafficPolicy.mode`
+// +kubebuilder:printcolumn:name="Pending",type=integer,JSONPath=`.status.proxies.pending`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="ConfigMap",type=string,JSONPath=`.status.meshConfig.configMapName`,priority=1
 // +kubebuilder:printcolumn:name="Istiod",type=string,JSONPath=`.status.istiod.version`,priority=1

@@ -123,6 +123,7 @@ var SpecImpacts = append([]Impact{
 	{Field: "namespaces[].selector", When: whenAmbient, Writes: writesRuleNS, Effect: EffectLive, Why: whyAmbientLabel},
 	{Field: "namespaces[].sidecarLabel", Writes: "label istio.io/rev or istio-injection", Effect: EffectNewPod, Why: whyInjectLabels},
 	{Field: "namespaces[].waypoint", Writes: "labels istio.io/use-waypoint, istio.io/use-waypoint-namespace", Effect: EffectLive, Why: "istiod watches the labels and pushes the waypoint to ztunnel and the waypoint"},
+	{Field: "proxyRestart", Writes: "nothing in Istio (whether the operator restarts the Deployments owning pending proxies)", Effect: EffectNone, Why: "a restart it makes creates new pods; the setting itself reaches no proxy"},
 }, meshConfigImpacts()...)
 
 // MeshKeyImpact classifies one top-level MeshConfig key.

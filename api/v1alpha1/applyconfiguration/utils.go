@@ -95,6 +95,10 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.OpenTelemetryProviderApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("OutboundTrafficPolicy"):
 		return &apiv1alpha1.OutboundTrafficPolicyApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("PendingNamespace"):
+		return &apiv1alpha1.PendingNamespaceApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("ProxiesStatus"):
+		return &apiv1alpha1.ProxiesStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("Proxy"):
 		return &apiv1alpha1.ProxyApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RetryPolicy"):

@@ -446,6 +446,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: proxy
       type:
         namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Proxy
+    - name: proxyRestart
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.ProxyRestartPolicy
     - name: retryPolicy
       type:
         namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.RetryPolicy
@@ -487,6 +490,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: observedGeneration
       type:
         scalar: numeric
+    - name: proxies
+      type:
+        namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.ProxiesStatus
 - name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.NamespaceRule
   map:
     fields:
@@ -572,6 +578,42 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: mode
       type:
         namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.OutboundTrafficMode
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.PendingNamespace
+  map:
+    fields:
+    - name: namespace
+      type:
+        scalar: string
+    - name: pending
+      type:
+        scalar: numeric
+    - name: workloads
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.ProxiesStatus
+  map:
+    fields:
+    - name: changes
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
+    - name: namespaces
+      type:
+        list:
+          elementType:
+            namedType: com.github.meshsettings.meshsettings-operator.api.v1alpha1.PendingNamespace
+          elementRelationship: atomic
+    - name: pending
+      type:
+        scalar: numeric
+    - name: restartRequiredSince
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
 - name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Proxy
   map:
     fields:
@@ -587,6 +629,8 @@ var schemaYAML = typed.YAMLObject(`types:
           elementType:
             scalar: string
 - name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.ProxyImageType
+  scalar: string
+- name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.ProxyRestartPolicy
   scalar: string
 - name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.RetryOnCondition
   scalar: string

@@ -114,6 +114,21 @@ type MeshSettingsSpecApplyConfiguration struct {
 	// holdApplicationUntilProxyStarts, image and proxyMetadata) are refused
 	// the same way; other defaultConfig keys are allowed.
 	MeshConfig map[string]v1.JSON `json:"meshConfig,omitempty"`
+	// proxyRestart decides what happens to proxies that still run the
+	// settings of before a change that reaches a proxy only when its pod is
+	// created again (defaultConfig entries, injection labels; the table is
+	// in docs/proxy-restart.md).
+	//
+	// Report (the default when empty): status.proxies counts them, per
+	// namespace, with their owning workloads; condition ProxiesUpToDate is
+	// False (reason RestartPending) until they are replaced, and an event
+	// says which Deployments to restart. Nothing is restarted.
+	//
+	// RolloutRestart: as Report, and the operator also restarts the owning
+	// Deployments itself, as kubectl rollout restart does, a few at a time.
+	// It needs the optional ClusterRole that allows patching Deployments
+	// (chart value rolloutRestart.enabled).
+	ProxyRestart *apiv1alpha1.ProxyRestartPolicy `json:"proxyRestart,omitempty"`
 }
 
 // MeshSettingsSpecApplyConfiguration constructs a declarative configuration of the MeshSettingsSpec type for use with
@@ -247,5 +262,13 @@ func (b *MeshSettingsSpecApplyConfiguration) WithMeshConfig(entries map[string]v
 	for k, v := range entries {
 		b.MeshConfig[k] = v
 	}
+	return b
+}
+
+// WithProxyRestart sets the ProxyRestart field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ProxyRestart field is set to the value of the last call.
+func (b *MeshSettingsSpecApplyConfiguration) WithProxyRestart(value apiv1alpha1.ProxyRestartPolicy) *MeshSettingsSpecApplyConfiguration {
+	b.ProxyRestart = &value
 	return b
 }

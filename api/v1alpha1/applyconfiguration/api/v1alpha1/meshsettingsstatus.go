@@ -30,7 +30,8 @@ type MeshSettingsStatusApplyConfiguration struct {
 	ObservedGeneration *int64 `json:"observedGeneration,omitempty"`
 	// conditions follow kstatus: Ready summarises; Reconciling and Stalled
 	// are present only while True; MeshConfigApplied, IstiodEnvApplied and
-	// NamespacesLabeled report each target.
+	// NamespacesLabeled report each target; ProxiesUpToDate reports proxies
+	// to restart and never changes Ready.
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 	// meshConfig reports the mesh ConfigMap written.
 	MeshConfig *MeshConfigStatusApplyConfiguration `json:"meshConfig,omitempty"`
@@ -41,6 +42,12 @@ type MeshSettingsStatusApplyConfiguration struct {
 	// ignoredSettings lists settings not written because the running istiod
 	// does not read them.
 	IgnoredSettings []IgnoredSettingApplyConfiguration `json:"ignoredSettings,omitempty"`
+	// proxies reports the Envoy proxies (injected sidecars, injected
+	// gateways, waypoints) of this revision that still run the settings of
+	// before the last change that reaches a proxy only in a new pod. Absent
+	// until the operator has applied such a change or seen a pod whose
+	// injected revision no longer matches its namespace.
+	Proxies *ProxiesStatusApplyConfiguration `json:"proxies,omitempty"`
 }
 
 // MeshSettingsStatusApplyConfiguration constructs a declarative configuration of the MeshSettingsStatus type for use with
@@ -104,5 +111,13 @@ func (b *MeshSettingsStatusApplyConfiguration) WithIgnoredSettings(values ...*Ig
 		}
 		b.IgnoredSettings = append(b.IgnoredSettings, *values[i])
 	}
+	return b
+}
+
+// WithProxies sets the Proxies field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Proxies field is set to the value of the last call.
+func (b *MeshSettingsStatusApplyConfiguration) WithProxies(value *ProxiesStatusApplyConfiguration) *MeshSettingsStatusApplyConfiguration {
+	b.Proxies = value
 	return b
 }
