@@ -21,6 +21,7 @@ import (
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	release "helm.sh/helm/v4/pkg/release/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -377,7 +378,8 @@ func TestRenderedManifestsApplyServerSide(t *testing.T) {
 	}
 	warnings.take()
 
-	for _, values := range []map[string]any{nil, {"leaderElection": map[string]any{"enabled": false}, "watchNamespace": "", "replicas": 1}} {
+	for _, values := range []map[string]any{nil, {"leaderElection": map[string]any{"enabled": false}, "watchNamespace": "", "replicas": 1,
+		"rolloutRestart": map[string]any{"enabled": true}}} {
 		objs := mustRender(t, ns, values)
 		for _, o := range objs {
 			got, err := applyDryRun(ctx, o)
@@ -594,4 +596,130 @@ func TestPodDisruptionBudget(t *testing.T) {
 			t.Errorf("values %v: %d PodDisruptionBudgets, want none", values, n)
 		}
 	}
+}
+
+// patchesDeploymentsEverywhere names the ClusterRoles granting patch on
+// Deployments cluster-wide (no resourceNames).
+func patchesDeploymentsEverywhere(t *testing.T, objs []*unstructured.Unstructured) []string {
+	t.Helper()
+	var out []string
+	for _, o := range find(objs, "ClusterRole", "") {
+		for _, r := range into[rbacv1.ClusterRole](t, o).Rules {
+			if slices.Contains(r.APIGroups, "apps") && slices.Contains(r.Resources, "deployments") &&
+				(slices.Contains(r.Verbs, "patch") || slices.Contains(r.Verbs, "*")) && len(r.ResourceNames) == 0 {
+				out = append(out, o.GetName())
+			}
+		}
+	}
+	return out
+}
+
+// spec.proxyRestart: RolloutRestart needs patch on Deployments in every
+// namespace: the chart grants it only with rolloutRestart.enabled, in a
+// ClusterRole of its own with the rules of config/rollout-restart, bound to
+// the operator's ServiceAccount; and the real API server authorizes that
+// ServiceAccount accordingly (SubjectAccessReview), with and without it.
+func TestRolloutRestartClusterRoleOnlyWhenEnabled(t *testing.T) {
+	const ns = "meshsettings-system"
+	off := mustRender(t, ns, nil)
+	if got := patchesDeploymentsEverywhere(t, off); len(got) != 0 {
+		t.Errorf("by default, ClusterRoles %v patch Deployments in every namespace", got)
+	}
+	if got := find(off, "ClusterRole", "-rollout-restart"); len(got) != 0 {
+		t.Errorf("by default, %d rollout-restart ClusterRoles", len(got))
+	}
+	// Also with the operator watching every namespace (watchNamespace ""):
+	// the manager ClusterRole then carries the control-plane rules, whose
+	// Deployment patch names istiod only.
+	if got := patchesDeploymentsEverywhere(t, mustRender(t, ns, map[string]any{"watchNamespace": ""})); len(got) != 0 {
+		t.Errorf("watchNamespace \"\": ClusterRoles %v patch Deployments in every namespace", got)
+	}
+
+	on := mustRender(t, ns, map[string]any{"rolloutRestart": map[string]any{"enabled": true}})
+	roles := find(on, "ClusterRole", "-rollout-restart")
+	if len(roles) != 1 || !slices.Equal(patchesDeploymentsEverywhere(t, on), []string{roles[0].GetName()}) {
+		t.Fatalf("rolloutRestart.enabled: rollout-restart ClusterRoles %d, patching Deployments everywhere %v; want exactly it",
+			len(roles), patchesDeploymentsEverywhere(t, on))
+	}
+	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "rollout-restart", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var configRole rbacv1.ClusterRole
+	if err := yaml.Unmarshal(raw, &configRole); err != nil {
+		t.Fatal(err)
+	}
+	if got := into[rbacv1.ClusterRole](t, roles[0]).Rules; !reflect.DeepEqual(got, configRole.Rules) {
+		t.Errorf("chart rules %+v differ from config/rollout-restart/role.yaml's %+v", got, configRole.Rules)
+	}
+	bindings := find(on, "ClusterRoleBinding", "-rollout-restart")
+	if len(bindings) != 1 {
+		t.Fatalf("%d rollout-restart ClusterRoleBindings, want 1", len(bindings))
+	}
+	b := into[rbacv1.ClusterRoleBinding](t, bindings[0])
+	sa := deployment(t, on).Spec.Template.Spec.ServiceAccountName
+	if b.RoleRef.Name != roles[0].GetName() || len(b.Subjects) != 1 || b.Subjects[0].Name != sa || b.Subjects[0].Namespace != ns {
+		t.Errorf("binding %+v does not bind %s to ServiceAccount %s/%s", b, roles[0].GetName(), ns, sa)
+	}
+
+	// What the API server makes of it: install the RBAC objects of each
+	// render for real and ask whether the ServiceAccount may patch a
+	// Deployment of an application namespace.
+	ctx := context.Background()
+	user := "system:serviceaccount:" + ns + ":" + sa
+	mayPatch := func() bool {
+		t.Helper()
+		sar, err := kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:   user,
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: "shop", Verb: "patch", Group: "apps", Resource: "deployments", Name: "cart",
+			},
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sar.Status.Allowed
+	}
+	install := func(objs []*unstructured.Unstructured) {
+		t.Helper()
+		for _, o := range objs {
+			if k := o.GetKind(); k != "ClusterRole" && k != "ClusterRoleBinding" {
+				continue
+			}
+			if _, err := applyReal(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = deleteReal(context.Background(), o) })
+		}
+	}
+	install(off)
+	if mayPatch() {
+		t.Errorf("without rolloutRestart.enabled, %s may patch deployments in namespace shop", user)
+	}
+	install(on)
+	if !mayPatch() {
+		t.Errorf("with rolloutRestart.enabled, %s may not patch deployments in namespace shop", user)
+	}
+}
+
+func applyReal(ctx context.Context, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	mapping, err := restMapping(o.GroupVersionKind())
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(o.Object)
+	if err != nil {
+		return nil, err
+	}
+	return dyn.Resource(mapping).Patch(ctx, o.GetName(), types.ApplyPatchType, body,
+		metav1.PatchOptions{FieldManager: "helm", Force: ptr.To(true)})
+}
+
+func deleteReal(ctx context.Context, o *unstructured.Unstructured) error {
+	mapping, err := restMapping(o.GroupVersionKind())
+	if err != nil {
+		return err
+	}
+	return dyn.Resource(mapping).Delete(ctx, o.GetName(), metav1.DeleteOptions{})
 }

@@ -2,6 +2,8 @@ package policies
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -141,5 +143,68 @@ var _ = Describe("The operator's ServiceAccount in istio-system (RBAC resourceNa
 		Expect(asOperator.List(testEnv.Ctx, &corev1.ConfigMapList{}, client.InNamespace("istio-system"))).To(Succeed())
 		Expect(asOperator.List(testEnv.Ctx, &appsv1.DeploymentList{}, client.InNamespace("istio-system"))).To(Succeed())
 		Expect(asOperator.Create(testEnv.Ctx, configMap("istio-new"), client.DryRunAll)).To(Succeed())
+	})
+})
+
+// config/rollout-restart adds to config/default what spec.proxyRestart:
+// RolloutRestart needs, and nothing else: without it the operator may not
+// touch a Deployment outside istio-system; with it, it may read one and
+// restart it as `kubectl rollout restart` does, but not delete it.
+var _ = Describe("config/rollout-restart", Ordered, Serial, func() {
+	var shop string
+	cart := func() *appsv1.Deployment {
+		labels := map[string]string{"app": "cart"}
+		return &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "cart", Namespace: shop},
+			Spec: appsv1.DeploymentSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "shop/cart:1"}}},
+				},
+			},
+		}
+	}
+	const restart = `{"metadata":{"annotations":{"mesh.meshsettings.io/restarted-for":"2026-12-03T12:00:00Z"}},` +
+		`"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2026-12-03T12:00:05Z"}}}}}`
+	var extra string
+	BeforeAll(func() {
+		shop = testEnv.Namespace("shop", nil)
+		Expect(testEnv.Client.Create(testEnv.Ctx, cart())).To(Succeed())
+
+		overlay, err := testEnv.Kubectl("kustomize", filepath.Join(testEnv.Root, "config", "rollout-restart"))
+		Expect(err).NotTo(HaveOccurred(), overlay)
+		base, err := testEnv.Kubectl("kustomize", filepath.Join(testEnv.Root, "config", "default"))
+		Expect(err).NotTo(HaveOccurred(), base)
+		var added []string
+		for _, doc := range strings.Split(overlay, "\n---\n") {
+			if !strings.Contains(base, strings.TrimPrefix(doc, "---\n")) {
+				added = append(added, doc)
+			}
+		}
+		Expect(added).To(HaveLen(2), "config/rollout-restart adds exactly a ClusterRole and its binding to config/default")
+		extra = strings.Join(added, "\n---\n")
+		Expect(extra).To(ContainSubstring("kind: ClusterRole\n"))
+		Expect(extra).To(ContainSubstring("kind: ClusterRoleBinding\n"))
+	})
+	AfterAll(func() {
+		out, err := testEnv.KubectlIn(extra, "delete", "--ignore-not-found", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), out)
+	})
+
+	It("config/default alone: the operator may not read or patch a Deployment of an application namespace", func() {
+		Expect(apierrors.IsForbidden(asOperator.Get(testEnv.Ctx, client.ObjectKeyFromObject(cart()), &appsv1.Deployment{}))).To(BeTrue())
+		Expect(apierrors.IsForbidden(mergePatch(asOperator, cart(), restart))).To(BeTrue())
+	})
+
+	It("with config/rollout-restart: it reads and restarts it, and may not delete it", func() {
+		out, err := testEnv.KubectlIn(extra, "apply", "--server-side", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Eventually(func() error { return mergePatch(asOperator, cart(), restart) }).WithTimeout(policyDelay).Should(Succeed())
+		got := &appsv1.Deployment{}
+		Expect(asOperator.Get(testEnv.Ctx, client.ObjectKeyFromObject(cart()), got)).To(Succeed())
+		Expect(got.Spec.Template.Annotations).To(HaveKeyWithValue("kubectl.kubernetes.io/restartedAt", "2026-12-03T12:00:05Z"))
+		Expect(apierrors.IsForbidden(asOperator.Delete(testEnv.Ctx, cart()))).To(BeTrue())
+		Expect(apierrors.IsForbidden(asOperator.List(testEnv.Ctx, &appsv1.DeploymentList{}, client.InNamespace(shop)))).To(BeTrue())
 	})
 })
