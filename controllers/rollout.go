@@ -244,7 +244,7 @@ func (r *MeshSettingsReconciler) rolloutRestart(ctx context.Context, since strin
 	rolling := p.waiting
 	for _, k := range p.restart {
 		target := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name}}
-		if err := r.Patch(ctx, target, restartPatch(since, now), client.FieldOwner(FieldManager)); err != nil {
+		if err := r.Patch(ctx, target, RestartPatch(since, now), client.FieldOwner(FieldManager)); err != nil {
 			if res.err == nil && !apierrors.IsNotFound(err) {
 				res.err = rbacHint(fmt.Errorf("restarting Deployment %s: %w", k, err))
 			}
@@ -261,9 +261,10 @@ func (r *MeshSettingsReconciler) rolloutRestart(ctx context.Context, since strin
 	return res
 }
 
-// restartPatch is the merge patch of a restart: kubectl's pod template
-// annotation, and the operator's marker of the change on the Deployment.
-func restartPatch(since, now string) client.Patch {
+// RestartPatch is the merge patch of a restart for the change since, at
+// now (both RFC 3339): kubectl's pod template annotation, and the
+// operator's marker of the change on the Deployment.
+func RestartPatch(since, now string) client.Patch {
 	body, _ := json.Marshal(map[string]any{
 		"metadata": map[string]any{"annotations": map[string]string{RestartedForAnnotation: since}},
 		"spec": map[string]any{"template": map[string]any{

@@ -128,7 +128,7 @@ func TestPlanRollout(t *testing.T) {
 }
 
 func TestRestartPatch(t *testing.T) {
-	p := restartPatch(since, "2026-12-03T12:00:05Z")
+	p := RestartPatch(since, "2026-12-03T12:00:05Z")
 	if p.Type() != types.MergePatchType {
 		t.Errorf("patch type %s, want a JSON merge patch", p.Type())
 	}
