@@ -1017,6 +1017,18 @@ type ProxiesStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=20
 	Namespaces []PendingNamespace `json:"namespaces,omitempty"`
+
+	// restarting lists, with proxyRestart RolloutRestart, the Deployments
+	// the operator restarted for restartRequiredSince and waits for until
+	// each has rolled out (every replica updated and available), as
+	// namespace/name, sorted. At most two roll at a time; each Deployment is
+	// restarted at most once per change (annotation
+	// mesh.meshsettings.io/restarted-for on the Deployment).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=317
+	Restarting []string `json:"restarting,omitempty"`
 }
 
 // PendingNamespace is the pending proxies of one namespace.

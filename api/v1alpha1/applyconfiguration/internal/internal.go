@@ -614,6 +614,12 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: restartRequiredSince
       type:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: restarting
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
 - name: com.github.meshsettings.meshsettings-operator.api.v1alpha1.Proxy
   map:
     fields:

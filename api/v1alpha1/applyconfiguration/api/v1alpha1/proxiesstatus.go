@@ -43,6 +43,13 @@ type ProxiesStatusApplyConfiguration struct {
 	// namespaces lists the namespaces holding pending proxies, the largest
 	// count first (then by name), at most 20.
 	Namespaces []PendingNamespaceApplyConfiguration `json:"namespaces,omitempty"`
+	// restarting lists, with proxyRestart RolloutRestart, the Deployments
+	// the operator restarted for restartRequiredSince and waits for until
+	// each has rolled out (every replica updated and available), as
+	// namespace/name, sorted. At most two roll at a time; each Deployment is
+	// restarted at most once per change (annotation
+	// mesh.meshsettings.io/restarted-for on the Deployment).
+	Restarting []string `json:"restarting,omitempty"`
 }
 
 // ProxiesStatusApplyConfiguration constructs a declarative configuration of the ProxiesStatus type for use with
@@ -86,6 +93,16 @@ func (b *ProxiesStatusApplyConfiguration) WithNamespaces(values ...*PendingNames
 			panic("nil value passed to WithNamespaces")
 		}
 		b.Namespaces = append(b.Namespaces, *values[i])
+	}
+	return b
+}
+
+// WithRestarting adds the given value to the Restarting field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Restarting field.
+func (b *ProxiesStatusApplyConfiguration) WithRestarting(values ...string) *ProxiesStatusApplyConfiguration {
+	for i := range values {
+		b.Restarting = append(b.Restarting, values[i])
 	}
 	return b
 }
