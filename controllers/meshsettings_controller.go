@@ -48,6 +48,8 @@ type MeshSettingsReconciler struct {
 
 	owned    ownedMemo
 	rollouts rolloutMemo
+	// nsplans keeps each MeshSettings' namespace plan between passes (nsplan.go).
+	nsplans nsIndexes
 }
 
 // Everything but Namespaces lives in the control-plane namespace: a Role
@@ -74,6 +76,9 @@ const longPass = 50
 func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	ms := &meshv1alpha1.MeshSettings{}
 	if err := r.Get(ctx, req.NamespacedName, ms); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.nsplans.drop(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	in := &pass{generation: ms.Generation, namespace: ms.Namespace, targets: render.TargetsFor(&ms.Spec)}
@@ -97,6 +102,7 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 
 	if !ms.DeletionTimestamp.IsZero() {
 		in.deleting = true
+		r.nsplans.drop(req.NamespacedName)
 		in.cleanupErr = r.finalize(ctx, ms)
 		return ctrl.Result{}, in.cleanupErr
 	}
@@ -117,6 +123,7 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	} else if winner.UID != ms.UID {
 		in.conflictWith = winner.Name
+		r.nsplans.drop(req.NamespacedName) // plans nothing; a full walk once it writes
 		return ctrl.Result{}, nil
 	}
 	obs, err := r.observe(ctx, ms)
@@ -124,6 +131,14 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		in.err = err
 		return ctrl.Result{}, err
 	}
+	// Namespaces left unplanned or unwritten stay dirty for the next pass.
+	defer func() {
+		var applies []*corev1ac.NamespaceApplyConfiguration
+		if in.plan != nil {
+			applies = in.plan.namespaceApplies
+		}
+		obs.nsWork.finish(applies, in.ns.written)
+	}()
 	p, err := computePlan(ms, obs)
 	var fe *render.FieldError
 	var de *render.MeshDocumentError
@@ -223,14 +238,6 @@ func (r *MeshSettingsReconciler) observe(ctx context.Context, ms *meshv1alpha1.M
 	} else if !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("reading Deployment %s/%s: %w", ms.Namespace, t.IstiodDeployment, err)
 	}
-	nsList := &metav1.PartialObjectMetadataList{}
-	nsList.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
-	if err := r.List(ctx, nsList, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing namespaces: %w", err)
-	}
-	obs.namespaces = nsList.Items
-	r.owned.prune(obs.namespaces)
-	obs.owned = &r.owned
 	var all meshv1alpha1.MeshSettingsList
 	if err := r.List(ctx, &all); err != nil {
 		return nil, fmt.Errorf("listing MeshSettings: %w", err)
@@ -238,6 +245,10 @@ func (r *MeshSettingsReconciler) observe(ctx context.Context, ms *meshv1alpha1.M
 	obs.existing = make(map[string]bool, len(all.Items))
 	for i := range all.Items {
 		obs.existing[all.Items[i].Namespace+"/"+all.Items[i].Name] = true
+	}
+	obs.owned = &r.owned
+	if err := r.observeNamespaces(ctx, ms, obs); err != nil {
+		return nil, err
 	}
 	return obs, nil
 }
@@ -385,8 +396,7 @@ func (r *MeshSettingsReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.inNamespace)).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.inNamespace),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, createdOrDeleted()))).
-		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.all),
-			builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, createdOrDeleted()))).
+		WatchesMetadata(&corev1.Namespace{}, r.namespaceEvents(), builder.WithPredicates(namespaceChanged())).
 		Named("meshsettings").
 		Complete(r)
 }
@@ -402,10 +412,6 @@ func createdOrDeleted() predicate.Predicate {
 
 func (r *MeshSettingsReconciler) inNamespace(ctx context.Context, o client.Object) []reconcile.Request {
 	return r.list(ctx, client.InNamespace(o.GetNamespace()))
-}
-
-func (r *MeshSettingsReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
-	return r.list(ctx)
 }
 
 func (r *MeshSettingsReconciler) list(ctx context.Context, opts ...client.ListOption) []reconcile.Request {

@@ -28,7 +28,14 @@ const FieldManager = "meshsettings-operator"
 type observed struct {
 	configMap  *corev1.ConfigMap  // nil when absent
 	deployment *appsv1.Deployment // nil when absent
+	// namespaces are those the pass evaluates: every namespace for a full
+	// walk, else the ones nsWork names that the cache holds.
 	namespaces []metav1.PartialObjectMetadata
+	// nsWork says what the pass re-evaluates and keeps the result for the
+	// next one; nil: a full walk with a fresh index.
+	nsWork *nsWork
+	// istiodNamespaceLabels are the labels of the MeshSettings' namespace.
+	istiodNamespaceLabels map[string]string
 	// existing holds "<namespace>/<name>" of every MeshSettings, to tell a
 	// live namespace owner from one deleted without its finalizer.
 	existing map[string]bool
@@ -151,10 +158,13 @@ func computePlan(ms *meshv1alpha1.MeshSettings, obs *observed) (*plan, error) {
 	p.env.Warnings = append(slices.Clone(p.env.Warnings), render.HeaderEnvWarnings(spec, istiodEnvNames(obs.deployment, container, p.env.Env))...)
 
 	// Namespace labels.
-	if err := planNamespaces(p, ms, d.Rules, obs); err != nil {
+	if obs.nsWork == nil {
+		obs.nsWork = (&nsIndex{}).begin(spec, obs.existing)
+	}
+	if err := planNamespaceWork(p, ms, d.Rules, obs); err != nil {
 		return nil, err
 	}
-	p.selectorWarning = selectorWarning(spec.DiscoverySelectors, ms.Namespace, obs.namespaces)
+	p.selectorWarning = selectorWarning(spec.DiscoverySelectors, ms.Namespace, obs.istiodNamespaceLabels)
 	return p, nil
 }
 
@@ -414,73 +424,6 @@ func envApply(e *corev1.EnvVar) *corev1ac.EnvVarApplyConfiguration {
 	return ac.WithValueFrom(src)
 }
 
-// planNamespaces decides the labels of every namespace: the first matching
-// rule's labels, minus conflicts with other managers; labels the operator
-// owns on namespaces no rule selects any more are released. A namespace
-// another live MeshSettings labels is left to it and reported.
-func planNamespaces(p *plan, ms *meshv1alpha1.MeshSettings, rules []render.Rule, obs *observed) error {
-	me := ms.Namespace + "/" + ms.Name
-	for i := range obs.namespaces {
-		ns := &obs.namespaces[i]
-		if !ns.DeletionTimestamp.IsZero() {
-			continue
-		}
-		want := map[string]string{}
-		matched := false
-		for r := range rules {
-			if rules[r].Match(ns.Name, ns.Labels) {
-				want = rules[r].Labels
-				matched = true
-				break
-			}
-		}
-		owner := ns.Annotations[OwnerAnnotation]
-		if owner != "" && owner != me && obs.existing[owner] {
-			if matched {
-				p.selected++
-				p.conflicts = append(p.conflicts, meshv1alpha1.LabelConflict{
-					Namespace: ns.Name, Label: OwnerAnnotation, Have: owner,
-					Message: fmt.Sprintf("labeled by MeshSettings %s; a namespace follows one MeshSettings", owner),
-				})
-			}
-			continue
-		}
-		owned, err := obs.owned.labels(ns)
-		if err != nil {
-			return err
-		}
-		if !matched && owner == "" && len(owned) == 0 {
-			continue // most namespaces of a large cluster: nothing wanted, nothing to release
-		}
-		foreign := map[string]string{}
-		for k, v := range ns.Labels {
-			if _, ours := owned[k]; !ours {
-				foreign[k] = v
-			}
-		}
-		labelsToOwn, conflicts := render.NamespaceLabels(ns.Name, want, foreign)
-		if matched {
-			p.selected++
-			if len(conflicts) == 0 {
-				p.labeled++
-			}
-			p.conflicts = append(p.conflicts, conflicts...)
-		}
-		wantOwner := ""
-		if len(labelsToOwn) > 0 {
-			wantOwner = me
-		}
-		if !labelsConverged(ns.Labels, owned, labelsToOwn) || owner != wantOwner && (owner == me || wantOwner != "") {
-			ac := corev1ac.Namespace(ns.Name).WithUID(ns.UID)
-			if len(labelsToOwn) > 0 {
-				ac.WithLabels(labelsToOwn).WithAnnotations(map[string]string{OwnerAnnotation: me})
-			}
-			p.namespaceApplies = append(p.namespaceApplies, ac)
-		}
-	}
-	return nil
-}
-
 // ownedLabels returns the labels the operator's field manager owns: the
 // label keys of its Apply entry, with their live values. It reads the field
 // set directly (what ExtractNamespace would compute, without converting the
@@ -531,6 +474,9 @@ func (m *ownedMemo) labels(ns *metav1.PartialObjectMetadata) (map[string]string,
 	if m == nil || ns.UID == "" || ns.ResourceVersion == "" {
 		return ownedLabels(ns)
 	}
+	if !hasOwnEntry(ns.ManagedFields) {
+		return nil, nil // nothing to parse, nothing to remember: most namespaces
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e, ok := m.entries[ns.UID]; ok && e.resourceVersion == ns.ResourceVersion {
@@ -547,7 +493,25 @@ func (m *ownedMemo) labels(ns *metav1.PartialObjectMetadata) (map[string]string,
 	return owned, nil
 }
 
-// prune forgets deleted namespaces once they are a noticeable share.
+// hasOwnEntry tells whether the operator's field manager applied anything.
+func hasOwnEntry(fields []metav1.ManagedFieldsEntry) bool {
+	for _, mf := range fields {
+		if mf.Manager == FieldManager && mf.Operation == metav1.ManagedFieldsOperationApply && mf.Subresource == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// forget drops the entry of a deleted namespace.
+func (m *ownedMemo) forget(uid types.UID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.entries, uid)
+}
+
+// prune forgets deleted namespaces once they are a noticeable share; a full
+// walk calls it (forget handles the deletions seen as events).
 func (m *ownedMemo) prune(namespaces []metav1.PartialObjectMetadata) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -579,15 +543,9 @@ func labelsConverged(live, owned, want map[string]string) bool {
 
 // selectorWarning explains why discoverySelectors break istiod's own
 // namespace, or returns "". An empty list selects every namespace.
-func selectorWarning(selectors []meshv1alpha1.LabelSelector, istiodNamespace string, namespaces []metav1.PartialObjectMetadata) string {
+func selectorWarning(selectors []meshv1alpha1.LabelSelector, istiodNamespace string, nsLabels map[string]string) string {
 	if len(selectors) == 0 {
 		return ""
-	}
-	var nsLabels map[string]string
-	for i := range namespaces {
-		if namespaces[i].Name == istiodNamespace {
-			nsLabels = namespaces[i].Labels
-		}
 	}
 	for i := range selectors {
 		sel, err := metav1.LabelSelectorAsSelector(selectors[i].AsMetav1())

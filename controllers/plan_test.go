@@ -191,7 +191,7 @@ func TestComputePlanSendsNothingWhenConverged(t *testing.T) {
 }
 
 func TestSelectorWarning(t *testing.T) {
-	nss := []metav1.PartialObjectMetadata{{ObjectMeta: metav1.ObjectMeta{Name: "istio-system", Labels: map[string]string{"kubernetes.io/metadata.name": "istio-system"}}}}
+	nss := map[string]string{"kubernetes.io/metadata.name": "istio-system"}
 	apps := []meshv1alpha1.LabelSelector{{MatchLabels: map[string]string{"istio-discovery": "enabled"}}}
 	if w := selectorWarning(apps, "istio-system", nss); !strings.Contains(w, "istio-system") {
 		t.Fatalf("selectors missing istiod's namespace gave %q", w)
