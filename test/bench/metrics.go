@@ -301,3 +301,13 @@ func procCPU(pid int) (time.Duration, error) {
 	const clkTck = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / clkTck, nil
 }
+
+// has tells whether the scrape holds any sample of name.
+func (m metrics) has(name string) bool {
+	for _, s := range m {
+		if s.name == name {
+			return true
+		}
+	}
+	return false
+}

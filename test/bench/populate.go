@@ -22,20 +22,21 @@ const (
 	populationLabel = "bench.meshsettings.io/population"
 )
 
-func benchNamespace(i int) string { return fmt.Sprintf("bench-ns-%04d", i) }
+func benchNamespace(i int) string { return fmt.Sprintf("bench-ns-%05d", i) }
 
 // population is the cluster the scale, steady-state and memory figures are
-// taken on: namespaces (some selected), unrelated ConfigMaps and Deployments
-// in those namespaces.
+// taken on: namespaces (every selectEvery-th one selected), and unrelated
+// ConfigMaps and Deployments in the first namespaces.
 type population struct {
-	namespaces, selected, configMaps, deployments int
+	selectEvery, configMaps, deployments int
 }
 
-// selectedNames are the namespaces the selector rule picks: every k-th one,
-// spread over the whole range.
-func (p population) selectedNames() []string {
+func (p population) isSelected(i int) bool { return p.selectEvery > 0 && i%p.selectEvery == 0 }
+
+// selectedNames are the namespaces of [from, to) the selector rule picks.
+func (p population) selectedNames(from, to int) []string {
 	var out []string
-	for i := 0; i < p.namespaces; i++ {
+	for i := from; i < to; i++ {
 		if p.isSelected(i) {
 			out = append(out, benchNamespace(i))
 		}
@@ -43,21 +44,23 @@ func (p population) selectedNames() []string {
 	return out
 }
 
-func (p population) isSelected(i int) bool {
-	if p.selected <= 0 {
-		return false
+// unselectedNames are the first n namespaces of [0, to) no rule picks.
+func (p population) unselectedNames(to, n int) []string {
+	var out []string
+	for i := 0; i < to && len(out) < n; i++ {
+		if !p.isSelected(i) {
+			out = append(out, benchNamespace(i))
+		}
 	}
-	step := p.namespaces / p.selected
-	if step < 1 {
-		step = 1
-	}
-	return i%step == 0 && i/step < p.selected
+	return out
 }
 
-func (p population) objects() []client.Object {
+// objects are the namespaces [from, to) and, with extras, the ConfigMaps and
+// Deployments spread over them.
+func (p population) objects(from, to int, extras bool) []client.Object {
 	teams := []string{"payments", "search", "checkout", "identity", "data"}
 	var out []client.Object
-	for i := 0; i < p.namespaces; i++ {
+	for i := from; i < to; i++ {
 		labels := map[string]string{
 			populationLabel: "true",
 			"team":          teams[i%len(teams)],
@@ -72,12 +75,15 @@ func (p population) objects() []client.Object {
 			Annotations: map[string]string{"owner": "team-" + teams[i%len(teams)] + "@example.com"},
 		}})
 	}
+	if !extras || to <= from {
+		return out
+	}
 	// ~2 KiB of data each, like application configuration.
 	payload := strings.Repeat("key=value;", 200)
 	for i := 0; i < p.configMaps; i++ {
 		out = append(out, &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{
-				Name: fmt.Sprintf("app-config-%d", i), Namespace: benchNamespace(i % p.namespaces),
+				Name: fmt.Sprintf("app-config-%d", i), Namespace: benchNamespace(from + i%(to-from)),
 				Labels: map[string]string{populationLabel: "true", "app": "app"},
 			},
 			Data: map[string]string{"application.properties": payload},
@@ -87,7 +93,7 @@ func (p population) objects() []client.Object {
 		labels := map[string]string{"app": fmt.Sprintf("app-%d", i)}
 		out = append(out, &appsv1.Deployment{
 			ObjectMeta: metav1.ObjectMeta{
-				Name: fmt.Sprintf("app-%d", i), Namespace: benchNamespace(i % p.namespaces),
+				Name: fmt.Sprintf("app-%d", i), Namespace: benchNamespace(from + i%(to-from)),
 				Labels: map[string]string{populationLabel: "true", "app": labels["app"]},
 			},
 			Spec: appsv1.DeploymentSpec{

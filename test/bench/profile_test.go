@@ -72,8 +72,9 @@ func TestProfileReconciler(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pop := population{namespaces: 5000, selected: 1000, configMaps: 5000, deployments: 500}
-	if _, err := create(ctx, c, pop.objects(), 8); err != nil {
+	const namespaces = 5000
+	pop := population{selectEvery: 5, configMaps: 5000, deployments: 500}
+	if _, err := create(ctx, c, pop.objects(0, namespaces, true), 8); err != nil {
 		t.Fatal(err)
 	}
 
@@ -122,7 +123,7 @@ func TestProfileReconciler(t *testing.T) {
 	heap.Close()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	t.Logf("converged on %d namespaces: heap in use %.1f MiB (this process also holds the test's client and population)", pop.namespaces, float64(m.HeapInuse)/(1<<20))
+	t.Logf("converged on %d namespaces: heap in use %.1f MiB (this process also holds the test's client and population)", namespaces, float64(m.HeapInuse)/(1<<20))
 
 	cpu, err := os.Create(filepath.Join(*profileDir, "cpu.pprof"))
 	if err != nil {

@@ -51,6 +51,33 @@ type watcher struct {
 	// MeshSettings updates that changed the status, and those that changed finalizers.
 	statusUpdates    sync.Map // namespace/name -> *atomic.Int64
 	finalizerUpdates sync.Map // namespace/name -> *atomic.Int64
+	// Every update, as "Kind name" ("MeshSettings name (status)" when it
+	// changed the status), for the comparison's object counts.
+	writes sync.Map // string -> *atomic.Int64
+}
+
+// counts is a number per key.
+type counts map[string]int
+
+// minus is c - base, without the zeros.
+func (c counts) minus(base counts) counts {
+	out := counts{}
+	for k, v := range c {
+		if d := v - base[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// objectWrites is how often each object was updated so far.
+func (w *watcher) objectWrites() counts {
+	out := counts{}
+	w.writes.Range(func(k, v any) bool {
+		out[k.(string)] = int(v.(*atomic.Int64).Load())
+		return true
+	})
+	return out
 }
 
 func key(kind string, o client.Object) string {
@@ -115,6 +142,11 @@ func (w *watcher) count(kind string, oldObj, newObj client.Object) {
 		return // a resync, not a write
 	}
 	counter(&w.updates, key(kind, newObj)).Add(1)
+	label := kind + " " + newObj.GetName()
+	if kind == kindMeshSettings && !equality.Semantic.DeepEqual(oldObj.(*meshv1alpha1.MeshSettings).Status, newObj.(*meshv1alpha1.MeshSettings).Status) {
+		label += " (status)"
+	}
+	counter(&w.writes, label).Add(1)
 	switch kind {
 	case kindNamespace:
 		if !maps.Equal(oldObj.GetLabels(), newObj.GetLabels()) || !maps.Equal(oldObj.GetAnnotations(), newObj.GetAnnotations()) {
