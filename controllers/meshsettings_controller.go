@@ -50,6 +50,10 @@ type MeshSettingsReconciler struct {
 	rollouts rolloutMemo
 	// nsplans keeps each MeshSettings' namespace plan between passes (nsplan.go).
 	nsplans nsIndexes
+	// proxyGen moves on every event of a proxy pod or injection label;
+	// proxies memoizes the proxy count of each MeshSettings against it.
+	proxyGen atomic.Uint64
+	proxies  proxyMemo
 }
 
 // Everything but Namespaces lives in the control-plane namespace: a Role
@@ -64,6 +68,8 @@ type MeshSettingsReconciler struct {
 // +kubebuilder:rbac:groups=apps,namespace=istio-system,resources=deployments,verbs=patch,resourceNames=istiod
 // +kubebuilder:rbac:groups=events.k8s.io,namespace=istio-system,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;patch
+// Pods are only read, as metadata, to report proxies to restart.
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 
 // longPass is the number of namespace writes from which a pass for a new
 // generation first marks the status Reconciling, before the writes.
@@ -101,6 +107,7 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}()
 
 	if !ms.DeletionTimestamp.IsZero() {
+		r.proxies.forget(ms.UID)
 		in.deleting = true
 		r.nsplans.drop(req.NamespacedName)
 		in.cleanupErr = r.finalize(ctx, ms)
@@ -164,6 +171,7 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		in.starting = false
 	}
 	writes = append(writes, r.apply(ctx, ms, in)...)
+	r.observeProxies(ctx, ms, obs, in)
 	return ctrl.Result{}, in.retryErr()
 }
 
@@ -389,6 +397,11 @@ func Setup(mgr ctrl.Manager) error {
 // and exactly the objects it writes (ConfigMaps, Deployments, Namespaces as
 // metadata only), each mapped back to the MeshSettings of their namespace.
 func (r *MeshSettingsReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	pod := &metav1.PartialObjectMetadata{}
+	pod.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), pod, proxyRevisionIndex, indexProxyRevision); err != nil {
+		return fmt.Errorf("indexing pods by proxy revision: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&meshv1alpha1.MeshSettings{}).
 		// Another MeshSettings' arrival or departure decides who writes.
@@ -397,6 +410,10 @@ func (r *MeshSettingsReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.inNamespace),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, createdOrDeleted()))).
 		WatchesMetadata(&corev1.Namespace{}, r.namespaceEvents(), builder.WithPredicates(namespaceChanged())).
+		// The proxy report: pods (metadata, trimmed by trimPod) and
+		// injection labels, each filtered in its handler.
+		WatchesMetadata(&corev1.Pod{}, r.podEvents()).
+		WatchesMetadata(&corev1.Namespace{}, r.injectionLabelEvents()).
 		Named("meshsettings").
 		Complete(r)
 }

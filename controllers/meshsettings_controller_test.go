@@ -66,9 +66,13 @@ func controlPlane(withIstiod bool, image string) string {
 }
 
 func createIstiod(namespace, image string) {
+	createIstiodNamed(namespace, "istiod", image)
+}
+
+func createIstiodNamed(namespace, name, image string) {
 	labels := map[string]string{"app": "istiod"}
 	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "istiod", Namespace: namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
 		Spec: appsv1.DeploymentSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{

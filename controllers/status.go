@@ -45,6 +45,10 @@ type pass struct {
 	ns      namespaceWrites
 	cmSent  bool
 	depSent bool
+
+	// proxies is the proxy report of the pass (observeProxies), nil when
+	// the pass applied nothing.
+	proxies *proxyPass
 }
 
 // retryErr is the error that requeues the pass with backoff, if any.
@@ -159,6 +163,8 @@ func deriveStatus(old *meshv1alpha1.MeshSettingsStatus, in *pass, now metav1.Tim
 		set(meshv1alpha1.ConditionNamespacesLabeled, metav1.ConditionTrue, meshv1alpha1.ReasonUpToDate,
 			fmt.Sprintf("%d of %d selected namespaces labeled", p.labeled, p.selected))
 	}
+	// Proxies: also on a pass that retries, so a change it applied is kept.
+	deriveProxies(&st, in.proxies, set)
 	if err := in.retryErr(); err != nil {
 		progressing("Retrying after error: " + err.Error())
 		return st
@@ -277,6 +283,7 @@ func transitions(old, cur *meshv1alpha1.MeshSettingsStatus, in *pass) []statusEv
 		}
 	}
 	out = append(out, passEvents(old, cur, in)...)
+	out = append(out, proxyEvents(old, cur)...)
 	ready, readyChanged := changed(meshv1alpha1.ConditionReady)
 	if readyChanged && ready.Status == metav1.ConditionTrue {
 		if o := meta.FindStatusCondition(old.Conditions, meshv1alpha1.ConditionReady); o == nil || o.Status != metav1.ConditionTrue {

@@ -979,9 +979,9 @@ type MeshSettingsStatus struct {
 
 	// proxies reports the Envoy proxies (injected sidecars, injected
 	// gateways, waypoints) of this revision that still run the settings of
-	// before the last change that reaches a proxy only in a new pod. Absent
-	// until the operator has applied such a change or seen a pod whose
-	// injected revision no longer matches its namespace.
+	// before the last change that reaches a proxy only in a new pod, or
+	// whose injected revision their namespace no longer selects. Set once
+	// the controller has applied the spec and looked at the pods.
 	// +optional
 	Proxies *ProxiesStatus `json:"proxies,omitempty"`
 }

@@ -44,9 +44,9 @@ type MeshSettingsStatusApplyConfiguration struct {
 	IgnoredSettings []IgnoredSettingApplyConfiguration `json:"ignoredSettings,omitempty"`
 	// proxies reports the Envoy proxies (injected sidecars, injected
 	// gateways, waypoints) of this revision that still run the settings of
-	// before the last change that reaches a proxy only in a new pod. Absent
-	// until the operator has applied such a change or seen a pod whose
-	// injected revision no longer matches its namespace.
+	// before the last change that reaches a proxy only in a new pod, or
+	// whose injected revision their namespace no longer selects. Set once
+	// the controller has applied the spec and looked at the pods.
 	Proxies *ProxiesStatusApplyConfiguration `json:"proxies,omitempty"`
 }
 
