@@ -233,8 +233,12 @@ func TestCountPending(t *testing.T) {
 	if got != want {
 		t.Errorf("namespaces\n got %s\nwant %s", got, want)
 	}
-	if !slices.Equal(rep.deployments, []string{"a/web", "b/waypoint", "c/moved"}) {
-		t.Errorf("deployments %v", rep.deployments)
+	pp := &proxyPass{report: rep}
+	if got := pp.pendingDeployments(); !slices.Equal(got, []string{"a/web", "b/waypoint", "c/moved"}) {
+		t.Errorf("pending Deployments %v", got)
+	}
+	if (*proxyPass)(nil).pendingDeployments() != nil || (&proxyPass{}).pendingDeployments() != nil {
+		t.Error("a pass that counted nothing has pending Deployments")
 	}
 	// Without a change, only the revision mismatch counts.
 	if rep := countPending("canary", nil, pods); rep.pending != 2 || rep.predating != 0 {

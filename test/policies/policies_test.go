@@ -208,3 +208,20 @@ var _ = Describe("config/rollout-restart", Ordered, Serial, func() {
 		Expect(apierrors.IsForbidden(asOperator.List(testEnv.Ctx, &appsv1.DeploymentList{}, client.InNamespace(shop)))).To(BeTrue())
 	})
 })
+
+// The proxy report reads pods, as metadata, in every namespace; config/
+// grants get, list and watch only.
+var _ = Describe("The operator's ServiceAccount and pods", func() {
+	It("lists pods in every namespace, and may not patch or delete one", func() {
+		ns := testEnv.Namespace("pods", nil)
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "shop/web:1"}}}}
+		Expect(testEnv.Client.Create(testEnv.Ctx, pod)).To(Succeed())
+		pods := &metav1.PartialObjectMetadataList{}
+		pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
+		Expect(asOperator.List(testEnv.Ctx, pods)).To(Succeed())
+		Expect(pods.Items).NotTo(BeEmpty())
+		Expect(apierrors.IsForbidden(mergePatch(asOperator, pod, `{"metadata":{"labels":{"x":"y"}}}`))).To(BeTrue())
+		Expect(apierrors.IsForbidden(asOperator.Delete(testEnv.Ctx, pod))).To(BeTrue())
+	})
+})
