@@ -60,7 +60,7 @@ var _ = Describe("the operator binary, driven through kubectl", Ordered, func() 
 		By("kubectl get mset shows revision, readiness, reason and outbound policy")
 		out := kubectl("get", "mset", "-n", ns)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
-		Expect(strings.Fields(lines[0])).To(Equal([]string{"NAME", "REVISION", "READY", "REASON", "OUTBOUND", "AGE"}))
+		Expect(strings.Fields(lines[0])).To(Equal([]string{"NAME", "REVISION", "READY", "REASON", "OUTBOUND", "PENDING", "AGE"}))
 		Expect(strings.Fields(lines[1])[:5]).To(Equal([]string{fullName, "canary", "True", "Reconciled", "REGISTRY_ONLY"}))
 		Expect(kubectl("get", "mset", "-n", ns, "-o", "wide")).To(ContainSubstring("istio-canary"))
 
