@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
 	"github.com/meshsettings/meshsettings-operator/internal/render"
@@ -423,4 +424,38 @@ func TestIncrementalPlanEqualsFullWalk(t *testing.T) {
 		t.Fatalf("%d incremental passes, %d full walks: the sequences should mostly exercise the incremental path", incremental, walks)
 	}
 	t.Logf("%d incremental passes, %d full walks", incremental, walks)
+}
+
+// The namespace watch passes exactly the changes that can change a plan; an
+// annotation of another tool or a resync does not wake every MeshSettings.
+func TestNamespaceChangedPredicate(t *testing.T) {
+	base := func() *metav1.PartialObjectMetadata {
+		return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "a", ResourceVersion: "1",
+			Labels:        map[string]string{"team": "a", render.LabelRevision: "default"},
+			Annotations:   map[string]string{OwnerAnnotation: testMe},
+			ManagedFields: ownEntry([]string{render.LabelRevision}, true)}}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*metav1.PartialObjectMetadata)
+		pass   bool
+	}{
+		{"resync", func(*metav1.PartialObjectMetadata) {}, false},
+		{"another tool's annotation", func(n *metav1.PartialObjectMetadata) { n.Annotations["x"] = "y" }, false},
+		{"a label", func(n *metav1.PartialObjectMetadata) { n.Labels["team"] = "b" }, true},
+		{"a label removed", func(n *metav1.PartialObjectMetadata) { delete(n.Labels, "team") }, true},
+		{"the owner annotation", func(n *metav1.PartialObjectMetadata) { n.Annotations[OwnerAnnotation] = testOther }, true},
+		{"the owner annotation removed", func(n *metav1.PartialObjectMetadata) { n.Annotations = nil }, true},
+		{"the operator's entry", func(n *metav1.PartialObjectMetadata) { n.ManagedFields = ownEntry(nil, true) }, true},
+		{"terminating", func(n *metav1.PartialObjectMetadata) { now := metav1.Now(); n.DeletionTimestamp = &now }, true},
+	} {
+		o, n := base(), base()
+		tc.change(n)
+		if got := namespaceChanged().Update(event.UpdateEvent{ObjectOld: o, ObjectNew: n}); got != tc.pass {
+			t.Errorf("%s: passed %v, want %v", tc.name, got, tc.pass)
+		}
+	}
+	if !namespaceChanged().Create(event.CreateEvent{Object: base()}) || !namespaceChanged().Delete(event.DeleteEvent{Object: base()}) {
+		t.Error("creations and deletions must pass")
+	}
 }
