@@ -104,7 +104,7 @@ test-istiod: envtest ## Prove the operator's writes against a real istiod (modul
 bench: manifests envtest ## Benchmarks of the operator binary on a local control plane (latency curve 1k-50k namespaces, CPU per namespace event, writes, memory, helm upgrade side by side; module test/bench) and of render; see BENCHMARKS.md. BENCH_ARGS=-strict fails on a missed target.
 	@# Writes docs/bench/convergence.svg, the chart BENCHMARKS.md links. test/bench is its own module (the Helm v4 SDK stays out of go.mod).
 	cd test/bench && KUBEBUILDER_ASSETS="$(abspath $(ENVTEST_ASSETS))" go run -mod=readonly . \
-		-render-bench "./internal/render/ ./internal/rendercmd/" -svg "$(abspath docs/bench/convergence.svg)" $(BENCH_ARGS)
+		-render-bench "./internal/render/ ./internal/rendercmd/" -svg "$(abspath docs/bench/convergence.svg)" -pods 50000 $(BENCH_ARGS)
 
 ##@ Build
 

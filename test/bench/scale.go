@@ -82,6 +82,11 @@ func (b *bench) phaseGrowth(ctx context.Context) error {
 			step, mib(peak), mib(prevPeak), mib(op.memory().hwm))
 		if step == b.cfg.fullSteps[len(b.cfg.fullSteps)-1] {
 			peakAtLast = peak
+			if b.cfg.pods > 0 {
+				if op, err = b.phasePods(ctx, op, step, op.memory().hwm); err != nil {
+					return fmt.Errorf("pods at %d namespaces: %w", step, err)
+				}
+			}
 		} else {
 			b.add(fmt.Sprintf("peak RSS (%d namespaces)", pt.namespaces), mib(peak), "-", nil)
 		}
