@@ -144,48 +144,29 @@ func countPending(rev string, since *metav1.Time, pods []proxyPod) *proxyReport 
 	return rep
 }
 
-// workloadOf names the workload owning a trimmed pod: the Deployment of a
-// ReplicaSet named <deployment>-<pod-template-hash>, else the controller
-// owner, else the pod itself.
-func workloadOf(o metav1.Object) string {
-	refs := o.GetOwnerReferences()
-	if len(refs) == 0 {
-		return "Pod/" + o.GetName()
-	}
-	ref := refs[0]
-	if ref.Kind == "ReplicaSet" {
-		if h := o.GetLabels()[labelPodTemplateHash]; h != "" {
-			if d, ok := strings.CutSuffix(ref.Name, "-"+h); ok && d != "" {
-				return "Deployment/" + d
-			}
-		}
-	}
-	return ref.Kind + "/" + ref.Name
-}
-
 // selectedRevision is the revision Istio's injection webhooks would give a
 // new pod with these labels in a namespace with these labels, "" for none:
 // the namespace's istio-injection label wins (enabled: the default
 // revision), then its istio.io/rev, then the pod's own istio.io/rev, then
 // the pod's sidecar.istio.io/inject=true (the default revision). A revision
 // tag in istio.io/rev is taken as a revision name.
-func selectedRevision(nsLabels, podLabels map[string]string) string {
+func selectedRevision(nsLabels map[string]string, podRevision, podInject string) string {
 	if v, ok := nsLabels[render.LabelInjection]; ok {
-		if v == render.InjectionEnabled && podLabels[labelInject] != "false" {
+		if v == render.InjectionEnabled && podInject != "false" {
 			return defaultRevision
 		}
 		return ""
 	}
-	if podLabels[labelInject] == "false" {
+	if podInject == "false" {
 		return ""
 	}
 	if v := nsLabels[render.LabelRevision]; v != "" {
 		return v
 	}
-	if v := podLabels[render.LabelRevision]; v != "" {
-		return v
+	if podRevision != "" {
+		return podRevision
 	}
-	if podLabels[labelInject] == "true" {
+	if podInject == "true" {
 		return defaultRevision
 	}
 	return ""
@@ -270,12 +251,12 @@ func (r *MeshSettingsReconciler) countProxies(ctx context.Context, uid types.UID
 	in := make([]proxyPod, 0, len(pods.Items))
 	for i := range pods.Items {
 		o := &pods.Items[i]
-		_, injected, ok := podProxy(o)
+		rec, ok := podProxy(o)
 		if !ok {
 			continue
 		}
-		p := proxyPod{namespace: o.Namespace, workload: workloadOf(o), created: o.CreationTimestamp.Time, injected: injected}
-		if injected {
+		p := proxyPod{namespace: o.Namespace, workload: rec.workload, created: o.CreationTimestamp.Time, injected: rec.injected}
+		if rec.injected {
 			l, seen := nsLabels[o.Namespace]
 			if !seen {
 				ns := &metav1.PartialObjectMetadata{}
@@ -287,7 +268,7 @@ func (r *MeshSettingsReconciler) countProxies(ctx context.Context, uid types.UID
 				l = ns.Labels
 				nsLabels[o.Namespace] = l
 			}
-			p.selected = selectedRevision(l, o.Labels)
+			p.selected = selectedRevision(l, rec.podRevision, rec.podInject)
 		}
 		in = append(in, p)
 	}
@@ -444,7 +425,7 @@ func restartHint(ps *meshv1alpha1.ProxiesStatus) string {
 		}
 		cmds = append(cmds, fmt.Sprintf("kubectl rollout restart deployment -n %s %s%s", n.Namespace, strings.Join(deps, " "), more))
 	}
-	note := fmt.Sprintf("%d proxies run settings they read only at start; restart their workloads", ps.Pending)
+	note := fmt.Sprintf("%d proxies need their pods recreated to run the settings applied; restart their workloads", ps.Pending)
 	if len(cmds) > 0 {
 		note += ": " + strings.Join(cmds, "; ")
 	}

@@ -166,12 +166,28 @@ var _ = Describe("proxy report", Ordered, func() {
 		}, timeout, interval).Should(Succeed())
 	})
 
+	It("shows the count in kubectl's PENDING column", func() {
+		out, err := testEnv.Kubectl("get", "mset", "-n", cp)
+		Expect(err).NotTo(HaveOccurred(), out)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		Expect(lines).To(HaveLen(2), out)
+		// Columns are aligned (an empty OUTBOUND leaves a gap): read at PENDING's offset.
+		col := strings.Index(lines[0], "PENDING")
+		Expect(col).To(BeNumerically(">", 0), out)
+		Expect(strings.Fields(lines[1][col:])[0]).To(Equal("7"), out)
+		GinkgoWriter.Printf("kubectl get mset -n %s\n%s\n", cp, out)
+		wide, err := testEnv.Kubectl("get", "mset", "-n", cp, "-o", "jsonpath={.status.proxies}")
+		Expect(err).NotTo(HaveOccurred(), wide)
+		GinkgoWriter.Printf("status.proxies: %s\n", wide)
+	})
+
 	It("tells how to restart them in one Normal event", func() {
 		Eventually(func() []string { return eventNotes(cp, name, meshv1alpha1.ReasonRestartPending) }, timeout, interval).Should(ConsistOf(
 			And(ContainSubstring("7 proxies"),
 				ContainSubstring("kubectl rollout restart deployment -n "+a+" web"),
 				ContainSubstring("kubectl rollout restart deployment -n "+b+" waypoint")),
 		))
+		GinkgoWriter.Printf("event RestartPending: %s\n", eventNotes(cp, name, meshv1alpha1.ReasonRestartPending)[0])
 	})
 
 	It("does not count pods created after the change", func() {

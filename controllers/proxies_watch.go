@@ -3,8 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
-	"maps"
-	"slices"
+	"strings"
 
 	"istio.io/api/annotation"
 	"istio.io/api/label"
@@ -33,13 +32,6 @@ var (
 )
 
 const (
-	// proxyAnnotation replaces, in the operator's pod cache only, Istio's
-	// markers with the proxy the pod runs: "sidecar/<revision>" (injected:
-	// sidecars and injected gateways) or "managed/<revision>" (waypoints and
-	// gateways deployed by istiod). It is never written to a pod.
-	proxyAnnotation = "proxies.mesh.meshsettings.io/proxy"
-	proxySidecar    = "sidecar/"
-	proxyManaged    = "managed/"
 	// labelPodTemplateHash is the ReplicaSet's label on its pods; a
 	// Deployment's ReplicaSet is named <deployment>-<hash>.
 	labelPodTemplateHash = "pod-template-hash"
@@ -56,12 +48,54 @@ const (
 // podListGVK lets the reconciler read the metadata-only pod cache.
 var podListGVK = corev1.SchemeGroupVersion.WithKind("PodList")
 
+// proxyRecord is what the report knows of a pod's proxy. In the cache it is
+// one string in metadata.generateName (encode), a field the operator
+// otherwise never reads of a pod: labels, annotations and owner references
+// would be maps and slices of their own, about 700 bytes a pod more
+// (TestTrimmedPodCacheHeap), the difference between 50,000 pods fitting
+// issue 19's 32 MiB or not.
+type proxyRecord struct {
+	// revision of the proxy: from sidecar.istio.io/status for an injected
+	// proxy, from the istio.io/rev annotation for a waypoint.
+	revision string
+	// injected: a sidecar or injected gateway (sidecar.istio.io/status);
+	// otherwise deployed by istiod's gateway controller (a waypoint).
+	injected bool
+	// podRevision and podInject are the pod's own istio.io/rev and
+	// sidecar.istio.io/inject labels, which select a revision too.
+	podRevision, podInject string
+	// workload owning the pod (workloadOf).
+	workload string
+}
+
+// recordSep cannot occur in a revision, a label value or a workload name.
+const recordSep = "|"
+
+func (p proxyRecord) encode() string {
+	kind := "m"
+	if p.injected {
+		kind = "s"
+	}
+	return strings.Join([]string{kind, p.revision, p.podRevision, p.podInject, p.workload}, recordSep)
+}
+
+// podProxy reads the record of a trimmed pod; ok is false for a pod with no
+// proxy that reads defaultConfig, or one enrolled in ambient (ztunnel
+// serves it; it carries no defaultConfig).
+func podProxy(o metav1.Object) (proxyRecord, bool) {
+	f := strings.Split(o.GetGenerateName(), recordSep)
+	if len(f) != 5 || f[1] == "" {
+		return proxyRecord{}, false
+	}
+	return proxyRecord{injected: f[0] == "s", revision: f[1], podRevision: f[2], podInject: f[3], workload: f[4]}, true
+}
+
 // trimPod keeps, of a pod, its name, namespace, uid, creationTimestamp and,
-// for a pod that runs an Envoy proxy reading defaultConfig at start, the
-// proxy's revision (proxyAnnotation, instead of the kilobyte JSON of
-// sidecar.istio.io/status), the ambient marker, the pod-level injection
-// labels, the pod-template-hash label and the controller owner's kind and
-// name. A pod with no proxy keeps no labels, annotations or owners.
+// for a pod that runs an Envoy proxy reading defaultConfig at start and is
+// not enrolled in ambient, its proxyRecord (the revision parsed out of the
+// kilobyte JSON of sidecar.istio.io/status, the pod-level injection labels
+// and the owning workload from the owner reference and pod-template-hash).
+// Nothing else: no labels, annotations, owners or managedFields.
 func trimPod(obj any) (any, error) {
 	o, ok := obj.(*metav1.PartialObjectMetadata)
 	if !ok {
@@ -69,30 +103,19 @@ func trimPod(obj any) (any, error) {
 	}
 	src := o.ObjectMeta
 	kept := metav1.ObjectMeta{Name: src.Name, Namespace: src.Namespace, UID: src.UID, CreationTimestamp: src.CreationTimestamp}
-	if proxy := proxyOf(src.Annotations, src.Labels); proxy != "" {
-		kept.Annotations = map[string]string{proxyAnnotation: proxy}
-		if src.Annotations[annoAmbient] == ambientEnabled {
-			kept.Annotations[annoAmbient] = ambientEnabled
-		}
-		for _, k := range []string{labelPodTemplateHash, render.LabelRevision, labelInject} {
-			if v, ok := src.Labels[k]; ok {
-				if kept.Labels == nil {
-					kept.Labels = make(map[string]string, 1)
-				}
-				kept.Labels[k] = v
-			}
-		}
-		if ref := controllerOf(src.OwnerReferences); ref != nil {
-			kept.OwnerReferences = []metav1.OwnerReference{{Kind: ref.Kind, Name: ref.Name}}
-		}
+	if rev, injected := proxyOf(src.Annotations, src.Labels); rev != "" && src.Annotations[annoAmbient] != ambientEnabled {
+		kept.GenerateName = proxyRecord{revision: rev, injected: injected,
+			podRevision: src.Labels[render.LabelRevision], podInject: src.Labels[labelInject],
+			workload: workloadOf(src.Name, src.Labels, src.OwnerReferences)}.encode()
 	}
 	o.ObjectMeta = kept
 	return o, nil
 }
 
-// proxyOf is proxyAnnotation's value for a pod with these annotations and
-// labels, or "" when the pod runs no proxy that reads defaultConfig.
-func proxyOf(annotations, labels map[string]string) string {
+// proxyOf is the revision of the proxy a pod with these annotations and
+// labels runs, "" when it runs none that reads defaultConfig, and whether
+// it was injected.
+func proxyOf(annotations, labels map[string]string) (string, bool) {
 	if st, ok := annotations[annoSidecarStatus]; ok {
 		var s struct {
 			Revision string `json:"revision"`
@@ -104,52 +127,45 @@ func proxyOf(annotations, labels map[string]string) string {
 		if s.Revision == "" {
 			s.Revision = defaultRevision
 		}
-		return proxySidecar + s.Revision
+		return s.Revision, true
 	}
 	if labels[labelManaged] != "" {
 		rev := annotations[annoRevision]
 		if rev == "" {
 			rev = defaultRevision
 		}
-		return proxyManaged + rev
+		return rev, false
 	}
-	return ""
+	return "", false
 }
 
-func controllerOf(refs []metav1.OwnerReference) *metav1.OwnerReference {
+// workloadOf names the workload owning a pod: the Deployment of a
+// ReplicaSet named <deployment>-<pod-template-hash>, else the controller
+// owner (the first owner without one), else the pod itself.
+func workloadOf(name string, labels map[string]string, refs []metav1.OwnerReference) string {
+	var ref *metav1.OwnerReference
 	for i := range refs {
-		if refs[i].Controller != nil && *refs[i].Controller {
-			return &refs[i]
+		if ref == nil || (refs[i].Controller != nil && *refs[i].Controller) {
+			ref = &refs[i]
 		}
 	}
-	if len(refs) > 0 {
-		return &refs[0]
+	if ref == nil {
+		return "Pod/" + name
 	}
-	return nil
-}
-
-// podProxy reads a trimmed pod: the revision of its proxy and whether it
-// was injected (a sidecar) rather than deployed by istiod. ok is false for
-// a pod with no proxy, or one enrolled in ambient: ztunnel serves it, and
-// it carries no defaultConfig.
-func podProxy(o metav1.Object) (revision string, injected, ok bool) {
-	a := o.GetAnnotations()
-	v := a[proxyAnnotation]
-	switch {
-	case v == "" || a[annoAmbient] == ambientEnabled:
-		return "", false, false
-	case len(v) > len(proxySidecar) && v[:len(proxySidecar)] == proxySidecar:
-		return v[len(proxySidecar):], true, true
-	case len(v) > len(proxyManaged) && v[:len(proxyManaged)] == proxyManaged:
-		return v[len(proxyManaged):], false, true
+	if ref.Kind == "ReplicaSet" {
+		if h := labels[labelPodTemplateHash]; h != "" {
+			if d, ok := strings.CutSuffix(ref.Name, "-"+h); ok && d != "" {
+				return "Deployment/" + d
+			}
+		}
 	}
-	return "", false, false
+	return ref.Kind + "/" + ref.Name
 }
 
 // indexProxyRevision is the proxyRevisionIndex of a trimmed pod.
 func indexProxyRevision(o client.Object) []string {
-	if rev, _, ok := podProxy(o); ok {
-		return []string{rev}
+	if p, ok := podProxy(o); ok {
+		return []string{p.revision}
 	}
 	return nil
 }
@@ -172,27 +188,26 @@ func targetRevision(ms *meshv1alpha1.MeshSettings) string {
 func (r *MeshSettingsReconciler) podEvents() handler.TypedEventHandler[client.Object, reconcile.Request] {
 	return handler.Funcs{
 		CreateFunc: func(_ context.Context, e event.CreateEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			if _, _, ok := podProxy(e.Object); ok {
+			if _, ok := podProxy(e.Object); ok {
 				r.proxyGen.Add(1)
 			}
 		},
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			o, n := e.ObjectOld, e.ObjectNew
-			if maps.Equal(o.GetAnnotations(), n.GetAnnotations()) && maps.Equal(o.GetLabels(), n.GetLabels()) &&
-				slices.EqualFunc(o.GetOwnerReferences(), n.GetOwnerReferences(), func(a, b metav1.OwnerReference) bool { return a.Kind == b.Kind && a.Name == b.Name }) {
-				return
+			if o.GetGenerateName() == n.GetGenerateName() {
+				return // a status update, or labels the report does not read
 			}
 			r.proxyGen.Add(1)
 			for _, obj := range []client.Object{o, n} {
-				if rev, _, ok := podProxy(obj); ok {
-					r.enqueueRevision(ctx, rev, q)
+				if p, ok := podProxy(obj); ok {
+					r.enqueueRevision(ctx, p.revision, q)
 				}
 			}
 		},
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			if rev, _, ok := podProxy(e.Object); ok {
+			if p, ok := podProxy(e.Object); ok {
 				r.proxyGen.Add(1)
-				r.enqueueRevision(ctx, rev, q)
+				r.enqueueRevision(ctx, p.revision, q)
 			}
 		},
 	}
