@@ -360,7 +360,7 @@ func (b *bench) operatorPath(ctx context.Context, chart string) ([]cmpRun, error
 			return nil, err
 		}
 		w0 := b.w.objectWrites()
-		ev0, err := b.eventsFor(ctx, ownMS)
+		ev0, err := b.eventReasons(ctx, ownMS)
 		if err != nil {
 			return nil, err
 		}
@@ -388,7 +388,7 @@ func (b *bench) operatorPath(ctx context.Context, chart string) ([]cmpRun, error
 		if err != nil {
 			return nil, err
 		}
-		ev1, err := b.eventsFor(ctx, ownMS)
+		ev1, err := b.eventReasons(ctx, ownMS)
 		if err != nil {
 			return nil, err
 		}
@@ -407,8 +407,8 @@ func (b *bench) operatorPath(ctx context.Context, chart string) ([]cmpRun, error
 		if changed["MeshSettings "+ownMS] == 0 {
 			delete(changed, "MeshSettings "+ownMS)
 		}
-		if ev1 > ev0 {
-			changed["Event (about MeshSettings "+ownMS+")"] = ev1 - ev0
+		for reason, n := range ev1.minus(ev0) {
+			changed["Event "+reason+" (about MeshSettings "+ownMS+")"] = n
 		}
 		runs = append(runs, cmpRun{took: at.Sub(t0), returned: returned, requests: req, changed: changed})
 	}

@@ -971,17 +971,27 @@ func (b *bench) phaseLatencySmall(ctx context.Context) error {
 
 // eventsFor counts the Events about one MeshSettings.
 func (b *bench) eventsFor(ctx context.Context, name string) (int, error) {
+	reasons, err := b.eventReasons(ctx, name)
+	n := 0
+	for _, v := range reasons {
+		n += v
+	}
+	return n, err
+}
+
+// eventReasons counts the Events about one MeshSettings by reason.
+func (b *bench) eventReasons(ctx context.Context, name string) (counts, error) {
 	var list eventsv1.EventList
 	if err := b.c.List(ctx, &list, client.InNamespace(istioNS)); err != nil {
-		return 0, err
+		return nil, err
 	}
-	n := 0
+	out := counts{}
 	for _, e := range list.Items {
 		if e.Regarding.Kind == kindMeshSettings && e.Regarding.Name == name {
-			n++
+			out[e.Reason]++
 		}
 	}
-	return n, nil
+	return out, nil
 }
 
 // renderBench runs the Go benchmarks of the given packages (before the
