@@ -231,7 +231,7 @@ func minMax(ns []int) string {
 
 // writesPerRun is "min-max" write requests of one change.
 func writesPerRun(rs []cmpRun) string {
-	var ns []int
+	ns := make([]int, 0, len(rs))
 	for _, r := range rs {
 		n := 0
 		for k, v := range r.requests {
@@ -263,7 +263,7 @@ func perRun(m map[string]int, runs int) string {
 		parts = append(parts, fmt.Sprintf("%s x %.2f", k, float64(m[k])/float64(runs)))
 	}
 	if len(parts) == 0 {
-		return "none"
+		return none
 	}
 	return strings.Join(parts, "; ")
 }
@@ -434,7 +434,7 @@ func (b *bench) deleteMeshSettings(ctx context.Context, name string) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("MeshSettings %s not deleted in 3m (last error: %v)", name, err)
+			return fmt.Errorf("MeshSettings %s not deleted in 3m (last error: %w)", name, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -127,7 +127,8 @@ func benchMain() int {
 	flag.IntVar(&cfg.pop.selectEvery, "select-every", 5, "every n-th population namespace carries the selected label")
 	flag.IntVar(&cfg.pop.configMaps, "configmaps", 5000, "unrelated ConfigMaps in the population's namespaces (created with the first step)")
 	flag.IntVar(&cfg.pop.deployments, "deployments", 500, "unrelated Deployments in the population's namespaces (created with the first step)")
-	flag.IntVar(&cfg.pods, "pods", 0, "pods created at the last full step (in the selected namespaces) to measure what they add to the operator's memory (0: none)")
+	flag.IntVar(&cfg.pods, "pods", 0,
+		"pods created at the last full step (in the selected namespaces) to measure what they add to the operator's memory (0: none)")
 	flag.IntVar(&cfg.burstNamespaces, "burst-namespaces", 2500, "unselected namespaces relabeled to measure CPU per namespace event")
 	flag.IntVar(&cfg.burstRounds, "burst-rounds", 4, "label changes per namespace in that burst")
 	flag.IntVar(&cfg.cmpRuns, "compare-runs", 20, "measured changes of each path in the helm upgrade comparison (0: skip it)")

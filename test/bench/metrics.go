@@ -217,7 +217,7 @@ func (r requests) String() string {
 		parts = append(parts, fmt.Sprintf("%s %d (%s)", m, r.total(m), strings.Join(codes, ", ")))
 	}
 	if len(parts) == 0 {
-		return "none"
+		return none
 	}
 	return strings.Join(parts, ", ")
 }

@@ -359,7 +359,8 @@ func (b *bench) relabel(ctx context.Context, op *operator, step int) error {
 	if step < 50000 {
 		limit = 5 * time.Second // issue 8's target for 1,000 of 5,000
 	}
-	b.add(fmt.Sprintf("%d selected of %d namespaces labeled, from the MeshSettings create request to the last label seen by a watch", len(selected), len(nsList.Items)),
+	b.add(fmt.Sprintf("%d selected of %d namespaces labeled, from the MeshSettings create request to the last label seen by a watch",
+		len(selected), len(nsList.Items)),
 		labeledIn.Round(time.Millisecond).String(), "<= "+limit.String(), ptrBool(labeledIn <= limit))
 	b.add(fmt.Sprintf("write requests while labeling (%d namespaces)", len(nsList.Items)), fmt.Sprintf("%d (PATCH %d, POST %d Events, PUT %d, DELETE %d)",
 		reqs.writes(), patches, reqs.total("POST"), reqs.total("PUT"), reqs.total("DELETE")),

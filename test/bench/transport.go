@@ -166,6 +166,9 @@ func resourceOf(path string) (resource, name string) {
 }
 
 // countsString lists counts as "k n, k n" in key order.
+// none is what an empty listing says.
+const none = "none"
+
 func countsString(m map[string]int) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -177,7 +180,7 @@ func countsString(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	if len(parts) == 0 {
-		return "none"
+		return none
 	}
 	return strings.Join(parts, ", ")
 }
