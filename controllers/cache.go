@@ -25,9 +25,6 @@ func CacheOptions(controlPlaneNamespace string) cache.Options {
 			&corev1.Namespace{}:  {Transform: trimNamespace},
 			&corev1.ConfigMap{}:  {Transform: keepWriteOwners},
 			&appsv1.Deployment{}: {Transform: keepWriteOwners},
-			// Pods: watched as metadata, in every namespace, trimmed to
-			// what the proxy report reads.
-			&corev1.Pod{}: {Transform: trimPod},
 		},
 	}
 	if controlPlaneNamespace != "" {

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -54,6 +55,10 @@ type MeshSettingsReconciler struct {
 	// proxies memoizes the proxy count of each MeshSettings against it.
 	proxyGen atomic.Uint64
 	proxies  proxyMemo
+	// pods is the store of proxy pods (proxies_store.go); podQueue is the
+	// controller's queue once it started, for the passes pod events start.
+	pods     *podStore
+	podQueue atomic.Pointer[workqueue.TypedRateLimitingInterface[reconcile.Request]]
 }
 
 // Everything but Namespaces lives in the control-plane namespace: a Role
@@ -397,10 +402,9 @@ func Setup(mgr ctrl.Manager) error {
 // and exactly the objects it writes (ConfigMaps, Deployments, Namespaces as
 // metadata only), each mapped back to the MeshSettings of their namespace.
 func (r *MeshSettingsReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	pod := &metav1.PartialObjectMetadata{}
-	pod.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), pod, proxyRevisionIndex, indexProxyRevision); err != nil {
-		return fmt.Errorf("indexing pods by proxy revision: %w", err)
+	pods, err := r.watchPods(mgr)
+	if err != nil {
+		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&meshv1alpha1.MeshSettings{}).
@@ -410,9 +414,9 @@ func (r *MeshSettingsReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.inNamespace),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, createdOrDeleted()))).
 		WatchesMetadata(&corev1.Namespace{}, r.namespaceEvents(), builder.WithPredicates(namespaceChanged())).
-		// The proxy report: pods (metadata, trimmed by trimPod) and
-		// injection labels, each filtered in its handler.
-		WatchesMetadata(&corev1.Pod{}, r.podEvents()).
+		// The proxy report: pods (the store's changes, podsChanged) and
+		// injection labels (filtered in the handler).
+		WatchesRawSource(pods).
 		WatchesMetadata(&corev1.Namespace{}, r.injectionLabelEvents()).
 		Named("meshsettings").
 		Complete(r)

@@ -3,6 +3,7 @@ package controllers
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
@@ -218,7 +218,9 @@ func (r *MeshSettingsReconciler) observeProxies(ctx context.Context, ms *meshv1a
 	pp.since = since
 	rep, err := r.countProxies(ctx, ms.UID, pp.revision, since)
 	if err != nil {
-		logf.FromContext(ctx).Error(err, "counting pending proxies")
+		if !errors.Is(err, errPodsNotSynced) {
+			logf.FromContext(ctx).Error(err, "counting pending proxies")
+		}
 		if pp.changedAt == nil {
 			return // the status keeps the last report
 		}
@@ -227,8 +229,12 @@ func (r *MeshSettingsReconciler) observeProxies(ctx context.Context, ms *meshv1a
 	in.proxies = pp
 }
 
-// countProxies reads the proxy pods of revision rev from the cache (the
-// index makes it the pods of that revision only) and counts them.
+// errPodsNotSynced: the pod store has not listed the pods yet; the pass
+// leaves the report as it was, and the list starts every pass.
+var errPodsNotSynced = errors.New("the pod list has not been read yet")
+
+// countProxies reads the proxy pods of revision rev from the pod store and
+// counts them.
 func (r *MeshSettingsReconciler) countProxies(ctx context.Context, uid types.UID, rev string, since *metav1.Time) (*proxyReport, error) {
 	gen := r.proxyGen.Load() // before reading: a change meanwhile invalidates this count
 	var sinceT time.Time
@@ -242,31 +248,26 @@ func (r *MeshSettingsReconciler) countProxies(ctx context.Context, uid types.UID
 		return e.report, nil
 	}
 
-	pods := &metav1.PartialObjectMetadataList{}
-	pods.SetGroupVersionKind(podListGVK)
-	if err := r.List(ctx, pods, client.MatchingFields{proxyRevisionIndex: rev}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing the pods of revision %s: %w", rev, err)
+	if r.pods == nil || !r.pods.synced.Load() {
+		return nil, errPodsNotSynced
 	}
+	entries := r.pods.revision(rev)
 	nsLabels := map[string]map[string]string{}
-	in := make([]proxyPod, 0, len(pods.Items))
-	for i := range pods.Items {
-		o := &pods.Items[i]
-		rec, ok := podProxy(o)
-		if !ok {
-			continue
-		}
-		p := proxyPod{namespace: o.Namespace, workload: rec.workload, created: o.CreationTimestamp.Time, injected: rec.injected}
+	in := make([]proxyPod, 0, len(entries))
+	for _, e := range entries {
+		rec := e.rec
+		p := proxyPod{namespace: e.namespace, workload: rec.workload, created: time.Unix(e.created, 0), injected: rec.injected}
 		if rec.injected {
-			l, seen := nsLabels[o.Namespace]
+			l, seen := nsLabels[e.namespace]
 			if !seen {
 				ns := &metav1.PartialObjectMetadata{}
 				ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-				err := r.Get(ctx, types.NamespacedName{Name: o.Namespace}, ns)
+				err := r.Get(ctx, types.NamespacedName{Name: e.namespace}, ns)
 				if err != nil && !apierrors.IsNotFound(err) {
-					return nil, fmt.Errorf("reading namespace %s: %w", o.Namespace, err)
+					return nil, fmt.Errorf("reading namespace %s: %w", e.namespace, err)
 				}
 				l = ns.Labels
-				nsLabels[o.Namespace] = l
+				nsLabels[e.namespace] = l
 			}
 			p.selected = selectedRevision(l, rec.podRevision, rec.podInject)
 		}
