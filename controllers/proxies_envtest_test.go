@@ -176,7 +176,7 @@ var _ = Describe("proxy report", Ordered, func() {
 		Expect(col).To(BeNumerically(">", 0), out)
 		Expect(strings.Fields(lines[1][col:])[0]).To(Equal("7"), out)
 		GinkgoWriter.Printf("kubectl get mset -n %s\n%s\n", cp, out)
-		wide, err := testEnv.Kubectl("get", "mset", "-n", cp, "-o", "jsonpath={.status.proxies}")
+		wide, err := testEnv.Kubectl("get", "mset", name, "-n", cp, "-o", "jsonpath={.status.proxies}")
 		Expect(err).NotTo(HaveOccurred(), wide)
 		GinkgoWriter.Printf("status.proxies: %s\n", wide)
 	})

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -8,11 +10,14 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
 )
@@ -390,4 +395,59 @@ func realisticPod(i int) *metav1.PartialObjectMetadata {
 		delete(o.Annotations, "istio.io/rev")
 	}
 	return o
+}
+
+// countingClient counts the reads of the proxy count.
+type countingClient struct {
+	client.Client
+	gets int
+}
+
+func (c *countingClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.gets++
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+// A pass that no pod or injection-label event preceded reads nothing: the
+// count is reused (issue 18: a namespace event that changes no selection
+// costs the same whatever the number of pods). A pod deletion, or a new
+// change time, counts again.
+func TestCountProxiesMemo(t *testing.T) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"istio.io/rev": "canary"}}}
+	cl := &countingClient{Client: fake.NewClientBuilder().WithObjects(ns).Build()}
+	r := &MeshSettingsReconciler{Client: cl}
+	r.pods = newPodStore(r.podsChanged)
+	ctx := context.Background()
+	if _, err := r.countProxies(ctx, "u1", "canary", nil); !errors.Is(err, errPodsNotSynced) {
+		t.Fatalf("before the list: %v, want errPodsNotSynced", err)
+	}
+	var objs []any
+	for i := range 3 {
+		o := podMeta(map[string]string{annoSidecarStatus: sidecarStatus}, nil, rsOwner)
+		o.Name = fmt.Sprint("web-", i)
+		objs = append(objs, o)
+	}
+	if err := r.pods.Replace(objs, "1"); err != nil {
+		t.Fatal(err)
+	}
+	since := metav1.NewTime(time.Unix(2000, 0))
+	first, err := r.countProxies(ctx, "u1", "canary", &since)
+	if err != nil || first.pending != 3 || cl.gets != 1 {
+		t.Fatalf("first count: %+v, %v, %d reads", first, err, cl.gets)
+	}
+	again, _ := r.countProxies(ctx, "u1", "canary", &since)
+	if again != first || cl.gets != 1 {
+		t.Fatalf("a pass with nothing changed counted again (%d reads)", cl.gets)
+	}
+	if err := r.pods.Delete(objs[0]); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := r.countProxies(ctx, "u1", "canary", &since)
+	if after.pending != 2 || cl.gets != 2 {
+		t.Fatalf("after a deletion: pending %d, %d reads", after.pending, cl.gets)
+	}
+	later := metav1.NewTime(time.Unix(1000, 0))
+	if moved, _ := r.countProxies(ctx, "u1", "canary", &later); moved.pending != 0 {
+		t.Fatalf("a new change time was not counted again: %+v", moved)
+	}
 }
