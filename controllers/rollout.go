@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
 )
 
 // RolloutRestart (spec.proxyRestart: RolloutRestart) restarts the
@@ -180,14 +182,22 @@ type rolloutResult struct {
 	failed []string
 	// err is the first failed read or patch; RBAC refusals say what to install.
 	err error
+	// since is the change (RFC 3339); newErr: err differs from the last pass's.
+	since  string
+	newErr bool
 }
 
 // requeue: a pass that waits for a rollout looks again after rolloutRecheck.
 func (res *rolloutResult) requeue() time.Duration {
-	if res == nil || len(res.restarting) == 0 {
+	switch {
+	case res == nil:
 		return 0
+	case res.err != nil:
+		return 6 * rolloutRecheck // a missing permission: look again now and then
+	case len(res.restarting) > 0:
+		return rolloutRecheck
 	}
-	return rolloutRecheck
+	return 0
 }
 
 // rolloutRestart runs one pass of the executor for the change since
@@ -289,8 +299,9 @@ func rbacHint(err error) error {
 // still counted, so a pass reads the next ones instead. It is a cache: lost
 // on restart, the Deployments are read again and their marker decides.
 type rolloutMemo struct {
-	mu   sync.Mutex
-	done map[string]string // "namespace/name" -> since
+	mu      sync.Mutex
+	done    map[string]string // "namespace/name" -> since
+	lastErr map[string]string // MeshSettings "namespace/name" -> the executor's last error
 }
 
 func (m *rolloutMemo) settled(key, since string) bool {
@@ -306,4 +317,92 @@ func (m *rolloutMemo) settle(key, since string) {
 		m.done = map[string]string{} // a cache: start over rather than grow
 	}
 	m.done[key] = since
+}
+
+// rolloutPass runs the executor in a pass whose spec asks for
+// RolloutRestart: since is status.proxies.restartRequiredSince as the pass
+// computed it, pending every Deployment owning a pending proxy. Nil when
+// the spec does not ask for it (nothing is read or written); an empty
+// result when nothing is pending (nothing is waited for any more).
+func (r *MeshSettingsReconciler) rolloutPass(ctx context.Context, ms *meshv1alpha1.MeshSettings, since *metav1.Time, pending []string) *rolloutResult {
+	if ms.Spec.ProxyRestart != meshv1alpha1.ProxyRestartRolloutRestart {
+		return nil
+	}
+	if since == nil || len(pending) == 0 {
+		return &rolloutResult{}
+	}
+	var waited []string
+	if ms.Status.Proxies != nil {
+		waited = ms.Status.Proxies.Restarting
+	}
+	res := r.rolloutRestart(ctx, since.UTC().Format(time.RFC3339), waited, pending)
+	res.since = since.UTC().Format(time.RFC3339)
+	res.newErr = r.rollouts.errorChanged(client.ObjectKeyFromObject(ms).String(), res.err)
+	return res
+}
+
+// setRolloutStatus puts what the executor waits for into the status; without
+// RolloutRestart nothing is waited for.
+func setRolloutStatus(st *meshv1alpha1.MeshSettingsStatus, in *pass) {
+	if st.Proxies == nil {
+		return
+	}
+	st.Proxies.Restarting = nil
+	if in.rollout != nil && len(in.rollout.restarting) > 0 {
+		st.Proxies.Restarting = slices.Clone(in.rollout.restarting)
+	}
+}
+
+// Event reasons of the executor.
+const (
+	reasonRolloutRestarted = "RolloutRestarted"
+	reasonRolloutFailed    = "RolloutFailed"
+	reasonRolloutError     = "RolloutRestartFailed"
+	actionRolloutRestart   = "RolloutRestart"
+)
+
+// rolloutEvents are the events of what the executor did in a pass: one
+// Normal event for the Deployments it restarted, a Warning for each rollout
+// it gave up on, and a Warning when it could not read or patch (once per
+// distinct error, not every recheck).
+func rolloutEvents(in *pass) []statusEvent {
+	res := in.rollout
+	if res == nil {
+		return nil
+	}
+	var out []statusEvent
+	if len(res.restarted) > 0 {
+		out = append(out, statusEvent{corev1.EventTypeNormal, reasonRolloutRestarted, actionRolloutRestart,
+			fmt.Sprintf("Restarted Deployment %s (kubectl rollout restart) for the change applied at %s; at most %d roll at a time, each until available",
+				strings.Join(res.restarted, ", "), res.since, RolloutRestartConcurrency)})
+	}
+	for _, f := range res.failed {
+		out = append(out, statusEvent{corev1.EventTypeWarning, reasonRolloutFailed, actionRolloutRestart,
+			"Gave up waiting for Deployment " + f + "; it is not restarted again for this change"})
+	}
+	if res.err != nil && res.newErr {
+		out = append(out, statusEvent{corev1.EventTypeWarning, reasonRolloutError, actionRolloutRestart, res.err.Error()})
+	}
+	return out
+}
+
+// errorChanged remembers the executor's last error per MeshSettings and
+// reports whether err differs from it.
+func (m *rolloutMemo) errorChanged(key string, err error) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if m.lastErr == nil {
+		m.lastErr = map[string]string{}
+	}
+	changed := m.lastErr[key] != msg
+	if msg == "" {
+		delete(m.lastErr, key)
+	} else {
+		m.lastErr[key] = msg
+	}
+	return changed
 }

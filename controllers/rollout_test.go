@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -10,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+
+	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
 )
 
 // Table tests of the executor's pure steps: what a Deployment is to a
@@ -148,5 +152,43 @@ func TestRestartPatch(t *testing.T) {
 	spec, _ := raw["spec"].(map[string]any)
 	if len(raw) != 2 || len(spec) != 1 {
 		t.Errorf("patch %s sets more than the two annotations", body)
+	}
+}
+
+func TestRolloutStatusAndEvents(t *testing.T) {
+	st := &meshv1alpha1.MeshSettingsStatus{Proxies: &meshv1alpha1.ProxiesStatus{Pending: 3, Restarting: []string{"shop/old"}}}
+	in := &pass{rollout: &rolloutResult{since: since, restarting: []string{"shop/a", "shop/b"}, restarted: []string{"shop/b"},
+		failed: []string{"shop/c: rollout failed: timed out"}}}
+	setRolloutStatus(st, in)
+	if !slices.Equal(st.Proxies.Restarting, []string{"shop/a", "shop/b"}) {
+		t.Errorf("restarting %v", st.Proxies.Restarting)
+	}
+	ev := rolloutEvents(in)
+	if len(ev) != 2 || ev[0].reason != reasonRolloutRestarted || ev[0].eventType != corev1.EventTypeNormal ||
+		!strings.Contains(ev[0].note, "Restarted Deployment shop/b") || ev[1].reason != reasonRolloutFailed || !strings.Contains(ev[1].note, "shop/c") {
+		t.Errorf("events %+v", ev)
+	}
+
+	// Without RolloutRestart (no result) nothing is waited for, and nothing is said.
+	setRolloutStatus(st, &pass{})
+	if st.Proxies.Restarting != nil || rolloutEvents(&pass{}) != nil {
+		t.Errorf("without the executor: restarting %v", st.Proxies.Restarting)
+	}
+
+	// An error is said once, not on every recheck.
+	var m rolloutMemo
+	err := errors.New("deployments.apps \"a\" is forbidden")
+	if !m.errorChanged("istio-system/mesh", err) || m.errorChanged("istio-system/mesh", err) {
+		t.Error("the same error twice: want it reported once")
+	}
+	if !m.errorChanged("istio-system/mesh", nil) || !m.errorChanged("istio-system/mesh", err) {
+		t.Error("an error gone and back: want both changes reported")
+	}
+	noisy := &pass{rollout: &rolloutResult{err: err, newErr: false}}
+	if ev := rolloutEvents(noisy); len(ev) != 0 {
+		t.Errorf("a repeated error made events %+v", ev)
+	}
+	if (&rolloutResult{err: err}).requeue() == 0 || (&rolloutResult{}).requeue() != 0 || (&rolloutResult{restarting: []string{"x"}}).requeue() != rolloutRecheck {
+		t.Error("requeue: want a slow recheck on error, none when nothing rolls, rolloutRecheck while something rolls")
 	}
 }

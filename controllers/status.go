@@ -38,6 +38,9 @@ type pass struct {
 	// status says Reconciling before the writes.
 	starting bool
 
+	// rollout is what the RolloutRestart executor did; nil without it.
+	rollout *rolloutResult
+
 	// plan and the outcome of its writes; nil plan: nothing was applied.
 	plan    *plan
 	cmErr   error
