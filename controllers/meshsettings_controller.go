@@ -177,7 +177,15 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	writes = append(writes, r.apply(ctx, ms, in)...)
 	r.observeProxies(ctx, ms, obs, in)
-	return ctrl.Result{}, in.retryErr()
+	if in.proxies != nil {
+		in.rollout = r.rolloutPass(ctx, ms, in.proxies.since, in.proxies.pendingDeployments())
+	}
+	if err := in.retryErr(); err != nil {
+		return ctrl.Result{}, err
+	}
+	// The operator watches no Deployment outside istiod's namespace: while
+	// one it restarted rolls, the pass looks again after a while.
+	return ctrl.Result{RequeueAfter: in.rollout.requeue()}, nil
 }
 
 func writtenMeshSettings(ms *meshv1alpha1.MeshSettings) written {

@@ -342,9 +342,10 @@ func (r *MeshSettingsReconciler) rolloutPass(ctx context.Context, ms *meshv1alph
 }
 
 // setRolloutStatus puts what the executor waits for into the status; without
-// RolloutRestart nothing is waited for.
+// RolloutRestart nothing is waited for. A pass that counted no proxies keeps
+// what the status had.
 func setRolloutStatus(st *meshv1alpha1.MeshSettingsStatus, in *pass) {
-	if st.Proxies == nil {
+	if st.Proxies == nil || in.proxies == nil {
 		return
 	}
 	st.Proxies.Restarting = nil

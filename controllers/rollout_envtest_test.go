@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -9,15 +10,50 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
+	"github.com/meshsettings/meshsettings-operator/internal/render"
 )
 
 // The RolloutRestart executor against a real API server. envtest runs no
 // Deployment controller and no kubelet: the test plays the Deployment
 // controller, setting status by hand through the status subresource when a
-// rollout has finished.
+// rollout has finished, and creates and deletes pods itself.
+
+// createDeployment creates a Deployment of 2 replicas, rolled out.
+func createDeployment(ns, name string) {
+	GinkgoHelper()
+	labels := map[string]string{"app": name}
+	Expect(k8sClient.Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "shop/" + name + ":1"}}}}},
+	})).To(Succeed())
+	markRolledOut(ns, name)
+}
+
+func getDeployment(ns, name string) *appsv1.Deployment {
+	GinkgoHelper()
+	d := &appsv1.Deployment{}
+	Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d)).To(Succeed())
+	return d
+}
+
+// markRolledOut plays the Deployment controller once the new pods are available.
+func markRolledOut(ns, name string) {
+	GinkgoHelper()
+	d := getDeployment(ns, name)
+	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 2, AvailableReplicas: 2,
+		Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable",
+			LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}}}
+	Expect(k8sClient.Status().Update(ctx, d)).To(Succeed())
+}
+
 var _ = Describe("RolloutRestart executor", Ordered, func() {
 	const since = "2026-12-03T12:00:00Z"
 	var (
@@ -25,22 +61,9 @@ var _ = Describe("RolloutRestart executor", Ordered, func() {
 		r    *MeshSettingsReconciler
 	)
 	key := func(name string) string { return shop + "/" + name }
-	get := func(name string) *appsv1.Deployment {
-		GinkgoHelper()
-		d := &appsv1.Deployment{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: shop, Name: name}, d)).To(Succeed())
-		return d
-	}
+	get := func(name string) *appsv1.Deployment { return getDeployment(shop, name) }
 	restartedAt := func(name string) string { return get(name).Spec.Template.Annotations[RestartedAtAnnotation] }
-	// rolledOut plays the Deployment controller once the new pods are available.
-	rolledOut := func(name string) {
-		GinkgoHelper()
-		d := get(name)
-		d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 2, AvailableReplicas: 2,
-			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable",
-				LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}}}
-		Expect(k8sClient.Status().Update(ctx, d)).To(Succeed())
-	}
+	rolledOut := func(name string) { markRolledOut(shop, name) }
 	all := []string{"a", "b", "c", "d", "e"}
 	pending := func(names ...string) []string {
 		out := make([]string, len(names))
@@ -53,14 +76,7 @@ var _ = Describe("RolloutRestart executor", Ordered, func() {
 	BeforeAll(func() {
 		shop = testEnv.Namespace("shop", nil)
 		for _, n := range all {
-			labels := map[string]string{"app": n}
-			Expect(k8sClient.Create(ctx, &appsv1.Deployment{
-				ObjectMeta: metav1.ObjectMeta{Namespace: shop, Name: n},
-				Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: labels},
-					Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-						Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "shop/" + n + ":1"}}}}},
-			})).To(Succeed())
-			rolledOut(n)
+			createDeployment(shop, n)
 		}
 		r = &MeshSettingsReconciler{Client: k8sClient, APIReader: k8sClient}
 	})
@@ -163,5 +179,134 @@ var _ = Describe("RolloutRestart executor", Ordered, func() {
 		Expect(res.restarted).To(BeEmpty())
 		Expect(get("d").Generation).To(Equal(before))
 		fmt.Fprintln(GinkgoWriter, res.err)
+	})
+})
+
+// The executor in the operator: a MeshSettings with proxyRestart
+// RolloutRestart, pods with sidecars of its revision owned by Deployments
+// (through ReplicaSets), and a drain change.
+var _ = Describe("proxyRestart RolloutRestart", Ordered, func() {
+	const name = "mesh"
+	var cp, rev, shop string
+	deployments := []string{"web1", "web2", "web3"}
+	oldPod := func(d string) string { return d + "-aaaa-1" }
+	newPod := func(d string) string { return d + "-bbbb-1" }
+	// replacePods plays the ReplicaSet controller of a restarted Deployment.
+	replacePods := func(d string) {
+		GinkgoHelper()
+		createPod(testPod{ns: shop, name: newPod(d), rev: rev, owner: "ReplicaSet/" + d + "-bbbb", hash: "bbbb"})
+		deletePods(shop, oldPod(d))
+	}
+	restarting := func() []string {
+		ps, _, _ := proxiesOf(cp, name)
+		if ps == nil {
+			return nil
+		}
+		return ps.Restarting
+	}
+	key := func(d string) string { return shop + "/" + d }
+
+	BeforeAll(func() {
+		rev = "rev" + rand.String(5)
+		cp = controlPlaneForRevision(rev)
+		shop = appNamespace(map[string]string{render.LabelRevision: rev})
+		for _, d := range deployments {
+			createDeployment(shop, d)
+			createPod(testPod{ns: shop, name: oldPod(d), rev: rev, owner: "ReplicaSet/" + d + "-aaaa", hash: "aaaa"})
+		}
+		createPod(testPod{ns: shop, name: "db-0", rev: rev, owner: "StatefulSet/db"})
+		ms := &meshv1alpha1.MeshSettings{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cp},
+			Spec: meshv1alpha1.MeshSettingsSpec{Revision: rev, ProxyRestart: meshv1alpha1.ProxyRestartRolloutRestart}}
+		Expect(k8sClient.Create(ctx, ms)).To(Succeed())
+		eventuallyReady(cp, name)
+	})
+
+	It("restarts nothing while nothing is pending", func() {
+		Consistently(func(g Gomega) {
+			for _, d := range deployments {
+				g.Expect(getDeployment(shop, d).Generation).To(BeEquivalentTo(1))
+			}
+		}, 2*time.Second, interval).Should(Succeed())
+	})
+
+	var since string
+	It("after a drain change restarts two of the three Deployments, marking each with the change", func() {
+		afterNextSecond(time.Now())
+		patchSpec(cp, name, func(s *meshv1alpha1.MeshSettingsSpec) {
+			s.Drain = &meshv1alpha1.Drain{DrainDuration: &metav1.Duration{Duration: 30 * time.Second}}
+		})
+		Eventually(func(g Gomega) {
+			ps, _, _ := proxiesOf(cp, name)
+			g.Expect(ps).NotTo(BeNil())
+			g.Expect(ps.RestartRequiredSince).NotTo(BeNil())
+			g.Expect(ps.Restarting).To(Equal([]string{key("web1"), key("web2")}))
+			since = ps.RestartRequiredSince.UTC().Format(time.RFC3339)
+		}, timeout, interval).Should(Succeed())
+		for _, d := range []string{"web1", "web2"} {
+			got := getDeployment(shop, d)
+			Expect(got.Annotations).To(HaveKeyWithValue(RestartedForAnnotation, since))
+			Expect(got.Spec.Template.Annotations).To(HaveKey(RestartedAtAnnotation))
+			Expect(got.Generation).To(BeEquivalentTo(2))
+		}
+		Expect(getDeployment(shop, "web3").Generation).To(BeEquivalentTo(1))
+		Eventually(func() []string { return eventNotes(cp, name, reasonRolloutRestarted) }, timeout, interval).Should(
+			ContainElement(ContainSubstring("Restarted Deployment " + key("web1") + ", " + key("web2"))))
+	})
+
+	It("waits while they roll: the new pods alone do not free a slot", func() {
+		replacePods("web1") // a pod deletion makes a pass
+		Eventually(func(g Gomega) {
+			ps, _, _ := proxiesOf(cp, name)
+			g.Expect(ps).NotTo(BeNil())
+			g.Expect(ps.Pending).To(BeEquivalentTo(3)) // web2, web3, db-0
+		}, timeout, interval).Should(Succeed())
+		Consistently(func(g Gomega) {
+			g.Expect(restarting()).To(Equal([]string{key("web1"), key("web2")}))
+			g.Expect(getDeployment(shop, "web3").Generation).To(BeEquivalentTo(1))
+		}, 3*time.Second, interval).Should(Succeed())
+	})
+
+	It("restarts the third once one has rolled out (the recheck finds it)", func() {
+		markRolledOut(shop, "web1")
+		Eventually(restarting, 3*rolloutRecheck, interval).Should(Equal([]string{key("web2"), key("web3")}))
+		Expect(getDeployment(shop, "web3").Annotations).To(HaveKeyWithValue(RestartedForAnnotation, since))
+		Expect(getDeployment(shop, "web1").Generation).To(BeEquivalentTo(2), "web1 is not restarted again")
+	})
+
+	It("stops when nothing is pending; each Deployment was restarted once, the StatefulSet never", func() {
+		replacePods("web2")
+		replacePods("web3")
+		markRolledOut(shop, "web2")
+		markRolledOut(shop, "web3")
+		deletePods(shop, "db-0")
+		Eventually(func(g Gomega) {
+			ps, c, _ := proxiesOf(cp, name)
+			g.Expect(ps).NotTo(BeNil())
+			g.Expect(ps.Pending).To(BeZero())
+			g.Expect(ps.Restarting).To(BeEmpty())
+			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+		}, 3*rolloutRecheck, interval).Should(Succeed())
+		for _, d := range deployments {
+			Expect(getDeployment(shop, d).Generation).To(BeEquivalentTo(2), "%s restarted exactly once", d)
+		}
+	})
+
+	It("with proxyRestart Report (the default) restarts nothing", func() {
+		afterNextSecond(time.Now()) // the pods of the last restart predate the next change
+		patchSpec(cp, name, func(s *meshv1alpha1.MeshSettingsSpec) {
+			s.ProxyRestart = ""
+			s.Drain.DrainDuration = &metav1.Duration{Duration: 40 * time.Second}
+		})
+		Eventually(func(g Gomega) {
+			ps, _, _ := proxiesOf(cp, name)
+			g.Expect(ps).NotTo(BeNil())
+			g.Expect(ps.Pending).To(BeEquivalentTo(3))
+			g.Expect(ps.Restarting).To(BeEmpty())
+		}, timeout, interval).Should(Succeed())
+		Consistently(func(g Gomega) {
+			for _, d := range deployments {
+				g.Expect(getDeployment(shop, d).Generation).To(BeEquivalentTo(2))
+			}
+		}, 2*time.Second, interval).Should(Succeed())
 	})
 })

@@ -157,7 +157,7 @@ func TestRestartPatch(t *testing.T) {
 
 func TestRolloutStatusAndEvents(t *testing.T) {
 	st := &meshv1alpha1.MeshSettingsStatus{Proxies: &meshv1alpha1.ProxiesStatus{Pending: 3, Restarting: []string{"shop/old"}}}
-	in := &pass{rollout: &rolloutResult{since: since, restarting: []string{"shop/a", "shop/b"}, restarted: []string{"shop/b"},
+	in := &pass{proxies: &proxyPass{}, rollout: &rolloutResult{since: since, restarting: []string{"shop/a", "shop/b"}, restarted: []string{"shop/b"},
 		failed: []string{"shop/c: rollout failed: timed out"}}}
 	setRolloutStatus(st, in)
 	if !slices.Equal(st.Proxies.Restarting, []string{"shop/a", "shop/b"}) {
@@ -169,8 +169,13 @@ func TestRolloutStatusAndEvents(t *testing.T) {
 		t.Errorf("events %+v", ev)
 	}
 
-	// Without RolloutRestart (no result) nothing is waited for, and nothing is said.
+	// A pass that counted no proxies keeps what the status had.
 	setRolloutStatus(st, &pass{})
+	if !slices.Equal(st.Proxies.Restarting, []string{"shop/a", "shop/b"}) {
+		t.Errorf("a pass without a proxy count changed restarting to %v", st.Proxies.Restarting)
+	}
+	// Without RolloutRestart (no result) nothing is waited for, and nothing is said.
+	setRolloutStatus(st, &pass{proxies: &proxyPass{}})
 	if st.Proxies.Restarting != nil || rolloutEvents(&pass{}) != nil {
 		t.Errorf("without the executor: restarting %v", st.Proxies.Restarting)
 	}

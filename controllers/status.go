@@ -168,6 +168,7 @@ func deriveStatus(old *meshv1alpha1.MeshSettingsStatus, in *pass, now metav1.Tim
 	}
 	// Proxies: also on a pass that retries, so a change it applied is kept.
 	deriveProxies(&st, in.proxies, set)
+	setRolloutStatus(&st, in)
 	if err := in.retryErr(); err != nil {
 		progressing("Retrying after error: " + err.Error())
 		return st
@@ -287,6 +288,7 @@ func transitions(old, cur *meshv1alpha1.MeshSettingsStatus, in *pass) []statusEv
 	}
 	out = append(out, passEvents(old, cur, in)...)
 	out = append(out, proxyEvents(old, cur)...)
+	out = append(out, rolloutEvents(in)...)
 	ready, readyChanged := changed(meshv1alpha1.ConditionReady)
 	if readyChanged && ready.Status == metav1.ConditionTrue {
 		if o := meta.FindStatusCondition(old.Conditions, meshv1alpha1.ConditionReady); o == nil || o.Status != metav1.ConditionTrue {
