@@ -84,6 +84,32 @@ func (s *podStore) internEntry(e podEntry) podEntry {
 	return e
 }
 
+// podLite is what the reflector's first list (streamed, WatchListClient)
+// keeps of a pod until it hands the list to Replace: the store's
+// Transformer turns each pod into one as it arrives, so the list of 50,000
+// pods is never held as metadata.
+type podLite struct {
+	key   string
+	entry podEntry
+	proxy bool
+}
+
+// Transformer makes the reflector's temporary store of the first list keep
+// podLite values (cache.TransformingStore).
+func (s *podStore) Transformer() cache.TransformFunc {
+	return func(obj any) (any, error) {
+		if l, ok := obj.(*podLite); ok {
+			return l, nil
+		}
+		o, key, err := metaOf(obj)
+		if err != nil {
+			return nil, err
+		}
+		e, ok := entryOf(o)
+		return &podLite{key: key, entry: e, proxy: ok}, nil
+	}
+}
+
 func metaOf(obj any) (*metav1.PartialObjectMetadata, string, error) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
@@ -151,13 +177,17 @@ func (s *podStore) Replace(objs []any, _ string) error {
 	s.mu.Lock()
 	s.strs = map[string]string{}
 	for _, obj := range objs {
-		o, key, err := metaOf(obj)
-		if err != nil {
-			s.mu.Unlock()
-			return err
+		l, ok := obj.(*podLite)
+		if !ok {
+			lo, err := s.Transformer()(obj)
+			if err != nil {
+				s.mu.Unlock()
+				return err
+			}
+			l = lo.(*podLite)
 		}
-		if e, ok := entryOf(o); ok {
-			pods[key] = s.internEntry(e)
+		if l.proxy {
+			pods[l.key] = s.internEntry(l.entry)
 		}
 	}
 	s.pods = pods
@@ -192,8 +222,17 @@ func (r *MeshSettingsReconciler) watchPods(mgr ctrl.Manager) (source.Source, err
 	}
 	pods := mc.Resource(corev1.SchemeGroupVersion.WithResource("pods"))
 	lw := &cache.ListWatch{
+		// Used when the API server cannot stream the first list: the
+		// pager holds every page until the end, so each page is trimmed
+		// to what entryOf reads as it arrives.
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			return pods.List(ctx, opts)
+			list, err := pods.List(ctx, opts)
+			if err == nil {
+				for i := range list.Items {
+					trimForEntry(&list.Items[i])
+				}
+			}
+			return list, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			return pods.Watch(ctx, opts)
@@ -238,4 +277,23 @@ func (r *MeshSettingsReconciler) podsChanged(revs []string, added, all bool) {
 	for _, rev := range revs {
 		r.enqueueRevision(ctx, rev, *qp)
 	}
+}
+
+// trimForEntry drops from a listed pod what entryOf does not read.
+func trimForEntry(o *metav1.PartialObjectMetadata) {
+	keep := func(m map[string]string, keys ...string) map[string]string {
+		var out map[string]string
+		for _, k := range keys {
+			if v, ok := m[k]; ok {
+				if out == nil {
+					out = make(map[string]string, len(keys))
+				}
+				out[k] = v
+			}
+		}
+		return out
+	}
+	o.Annotations = keep(o.Annotations, annoSidecarStatus, annoAmbient, annoRevision)
+	o.Labels = keep(o.Labels, labelManaged, labelPodTemplateHash, render.LabelRevision, labelInject)
+	o.ManagedFields = nil
 }

@@ -451,3 +451,35 @@ func TestCountProxiesMemo(t *testing.T) {
 		t.Fatalf("a new change time was not counted again: %+v", moved)
 	}
 }
+
+// The reflector's first list: the temporary store keeps podLite values
+// (Transformer), which Replace takes as they are; a listed page trimmed
+// by trimForEntry gives the same entry as the full pod.
+func TestPodStoreFirstList(t *testing.T) {
+	s := newPodStore(func([]string, bool, bool) {})
+	tmp := cache.NewStore(cache.DeletionHandlingMetaNamespaceKeyFunc, cache.WithTransformer(s.Transformer()))
+	full := realisticPod(1)
+	if err := tmp.Add(full); err != nil {
+		t.Fatal(err)
+	}
+	if err := tmp.Add(realisticPod(9)); err != nil { // no sidecar
+		t.Fatal(err)
+	}
+	for _, v := range tmp.List() {
+		if _, ok := v.(*podLite); !ok {
+			t.Fatalf("the temporary store keeps %T", v)
+		}
+	}
+	if err := s.Replace(tmp.List(), "1"); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := entryOf(full)
+	if got := s.revision("default"); len(got) != 1 || got[0] != want {
+		t.Fatalf("after the first list: %+v, want [%+v]", got, want)
+	}
+	trimmed := realisticPod(1)
+	trimForEntry(trimmed)
+	if got, _ := entryOf(trimmed); got != want || trimmed.ManagedFields != nil || len(trimmed.Annotations) != 2 {
+		t.Errorf("a trimmed page's pod reads as %+v (annotations %v), want %+v", got, trimmed.Annotations, want)
+	}
+}
