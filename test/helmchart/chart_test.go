@@ -667,19 +667,29 @@ func TestRolloutRestartClusterRoleOnlyWhenEnabled(t *testing.T) {
 	// Deployment of an application namespace.
 	ctx := context.Background()
 	user := "system:serviceaccount:" + ns + ":" + sa
-	mayPatch := func() bool {
+	may := func(attrs authorizationv1.ResourceAttributes) bool {
 		t.Helper()
 		sar, err := kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User:   user,
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
-			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: "shop", Verb: "patch", Group: "apps", Resource: "deployments", Name: "cart",
-			},
+			User:               user,
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+			ResourceAttributes: &attrs,
 		}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return sar.Status.Allowed
+	}
+	mayPatch := func() bool {
+		return may(authorizationv1.ResourceAttributes{Namespace: "shop", Verb: "patch", Group: "apps", Resource: "deployments", Name: "cart"})
+	}
+	// The authorizer sees new RBAC objects through its informers, a moment later.
+	eventually := func(check func() bool) bool {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if check() {
+				return true
+			}
+		}
+		return false
 	}
 	install := func(objs []*unstructured.Unstructured) {
 		t.Helper()
@@ -694,11 +704,18 @@ func TestRolloutRestartClusterRoleOnlyWhenEnabled(t *testing.T) {
 		}
 	}
 	install(off)
+	// Once the authorizer has the default install (it grants patch on namespaces)...
+	if !eventually(func() bool {
+		return may(authorizationv1.ResourceAttributes{Verb: "patch", Resource: "namespaces", Name: "shop"})
+	}) {
+		t.Fatalf("the default install never let %s patch namespaces: the authorizer did not pick it up", user)
+	}
+	// ...it still refuses Deployments outside istiod's namespace.
 	if mayPatch() {
 		t.Errorf("without rolloutRestart.enabled, %s may patch deployments in namespace shop", user)
 	}
 	install(on)
-	if !mayPatch() {
+	if !eventually(mayPatch) {
 		t.Errorf("with rolloutRestart.enabled, %s may not patch deployments in namespace shop", user)
 	}
 }
