@@ -1,6 +1,9 @@
 package controllers
 
 import (
+	"sync"
+	"unique"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,6 +42,7 @@ func CacheOptions(controlPlaneNamespace string) cache.Options {
 // trimNamespace drops every annotation but OwnerAnnotation: namespaces
 // created with kubectl apply or Argo CD carry a last-applied-configuration
 // copy of themselves, which a cache of thousands of namespaces would keep.
+// What it keeps shares its strings with the other namespaces (compactNamespace).
 func trimNamespace(obj any) (any, error) {
 	if o, ok := obj.(metav1.Object); ok {
 		a := o.GetAnnotations()
@@ -46,11 +50,72 @@ func trimNamespace(obj any) (any, error) {
 		switch {
 		case !isOwned && len(a) > 0:
 			o.SetAnnotations(nil)
-		case isOwned && len(a) > 1:
-			o.SetAnnotations(map[string]string{OwnerAnnotation: owner})
+		case isOwned:
+			o.SetAnnotations(map[string]string{OwnerAnnotation: unique.Make(owner).Value()})
 		}
 	}
-	return keepOwnManagedFields(obj)
+	obj, err := keepOwnManagedFields(obj)
+	if o, ok := obj.(*metav1.PartialObjectMetadata); ok {
+		compactNamespace(o)
+	}
+	return obj, err
+}
+
+// compactNamespace makes a cached namespace share what tens of thousands of
+// namespaces repeat: label keys and values (the kubernetes.io/metadata.name
+// value is the name itself), the type, and the operator's managedFields
+// entry, whose time nothing reads. Decoded, each namespace has its own copy
+// of every string; cached objects are never written to, so sharing is safe.
+func compactNamespace(o *metav1.PartialObjectMetadata) {
+	o.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}
+	if len(o.Labels) > 0 {
+		l := make(map[string]string, len(o.Labels))
+		for k, v := range o.Labels {
+			if v == o.Name {
+				v = o.Name
+			} else {
+				v = unique.Make(v).Value()
+			}
+			l[unique.Make(k).Value()] = v
+		}
+		o.Labels = l
+	}
+	for i := range o.ManagedFields {
+		f := &o.ManagedFields[i]
+		f.Manager = unique.Make(f.Manager).Value()
+		f.Operation = metav1.ManagedFieldsOperationType(unique.Make(string(f.Operation)).Value())
+		f.APIVersion = unique.Make(f.APIVersion).Value()
+		f.FieldsType = unique.Make(f.FieldsType).Value()
+		f.Time = nil
+		f.FieldsV1 = sharedFields.get(f.FieldsV1)
+	}
+}
+
+// sharedFields hands out one FieldsV1 per distinct field set: the operator
+// writes the same few label sets to thousands of namespaces.
+var sharedFields = fieldsPool{m: map[string]*metav1.FieldsV1{}}
+
+type fieldsPool struct {
+	mu sync.Mutex
+	m  map[string]*metav1.FieldsV1
+}
+
+// maxSharedFields bounds the pool; other field sets are kept as they are.
+const maxSharedFields = 256
+
+func (p *fieldsPool) get(f *metav1.FieldsV1) *metav1.FieldsV1 {
+	if f == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, ok := p.m[f.GetRawString()]; ok {
+		return s
+	}
+	if len(p.m) < maxSharedFields {
+		p.m[f.GetRawString()] = f
+	}
+	return f
 }
 
 func keepOwnManagedFields(obj any) (any, error) {

@@ -44,11 +44,15 @@ func (r *MeshSettingsReconciler) awaitCache(ctx context.Context, writes []writte
 	err := wait.PollUntilContextTimeout(ctx, 2*time.Millisecond, cacheSyncTimeout, true, func(ctx context.Context) (bool, error) {
 		left := pending[:0]
 		for _, w := range pending {
-			err := r.Get(ctx, client.ObjectKeyFromObject(w.obj), w.obj)
+			// A shallow copy of the cached object, read and dropped: after
+			// thousands of namespace writes, deep copies would hold a second
+			// cache's worth of memory while the watch catches up.
+			probe, _ := w.obj.DeepCopyObject().(client.Object)
+			err := r.Get(ctx, client.ObjectKeyFromObject(w.obj), probe, client.UnsafeDisableDeepCopy)
 			switch {
 			case apierrors.IsNotFound(err) && !w.created:
 				// deleted since the write: nothing left to wait for
-			case err != nil || !atOrAfter(w.obj.GetResourceVersion(), w.resourceVersion):
+			case err != nil || !atOrAfter(probe.GetResourceVersion(), w.resourceVersion):
 				left = append(left, w) // not in the cache yet, or an older version
 			}
 		}

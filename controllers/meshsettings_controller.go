@@ -166,6 +166,7 @@ func (r *MeshSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, in.err
 	}
 	in.plan = p
+	obs.namespaces = nil // planned: a full walk's list is not kept through the writes
 	if ms.Generation != ms.Status.ObservedGeneration && len(p.namespaceApplies) >= longPass {
 		// Say Reconciling for the new generation before the long work, so an
 		// operator dying meanwhile does not leave the old Ready=True standing.

@@ -126,7 +126,8 @@ func (r *MeshSettingsReconciler) observeNamespaces(ctx context.Context, ms *mesh
 		for _, name := range w.names {
 			ns := metav1.PartialObjectMetadata{}
 			ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-			switch err := r.Get(ctx, client.ObjectKey{Name: name}, &ns); {
+			// Shallow: the plan only reads, as the full walk's list does.
+			switch err := r.Get(ctx, client.ObjectKey{Name: name}, &ns, client.UnsafeDisableDeepCopy); {
 			case err == nil:
 				obs.namespaces = append(obs.namespaces, ns)
 			case !apierrors.IsNotFound(err):
