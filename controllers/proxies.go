@@ -251,6 +251,14 @@ func (r *MeshSettingsReconciler) countProxies(ctx context.Context, uid types.UID
 	if r.pods == nil || !r.pods.synced.Load() {
 		return nil, errPodsNotSynced
 	}
+	if since != nil {
+		for n := since.Unix(); ; {
+			cur := r.pods.newestChange.Load()
+			if cur >= n || r.pods.newestChange.CompareAndSwap(cur, n) {
+				break
+			}
+		}
+	}
 	entries := r.pods.revision(rev)
 	nsLabels := map[string]map[string]string{}
 	in := make([]proxyPod, 0, len(entries))

@@ -36,6 +36,11 @@ type podStore struct {
 	// pods share; rebuilt on every relist, so it holds only current values.
 	strs   map[string]string
 	synced atomic.Bool
+	// newestChange is the latest restartRequiredSince (Unix seconds) any
+	// count used: a pod added with a creation time not before it is pending
+	// for no MeshSettings, so its addition changes no count and moves
+	// nothing (pod churn costs the passes nothing).
+	newestChange atomic.Int64
 	// changed is told what moved: the revisions of added, changed or
 	// deleted entries (added says whether it was only an addition), or
 	// all after a relist.
@@ -139,6 +144,10 @@ func (s *podStore) put(obj any) error {
 			return nil // a status update: nothing the report reads
 		}
 		s.pods[key] = s.internEntry(e)
+		if !had && e.created >= s.newestChange.Load() {
+			s.mu.Unlock()
+			return nil // a new pod: pending for no change
+		}
 	} else {
 		delete(s.pods, key)
 	}

@@ -122,13 +122,19 @@ func TestPodStore(t *testing.T) {
 	if !s.synced.Load() || len(s.pods) != 1 || len(s.revision("canary")) != 1 {
 		t.Fatalf("after the list: synced %v, %d entries", s.synced.Load(), len(s.pods))
 	}
-	must(s.Add(pod("c", "canary", "2")))
+	must(s.Add(pod("c", "canary", "2"))) // created (1000) not before any change counted: nothing moves
+	s.newestChange.Store(2000)
+	must(s.Add(pod("d", "canary", "2")))    // created before the newest change: may be pending
 	must(s.Update(pod("a", "canary", "3"))) // a status update
 	must(s.Update(pod("b", "", "3")))       // still no proxy
 	must(s.Update(pod("c", "stable", "4"))) // re-injected: moves revision
 	must(s.Delete(cache.DeletedFinalStateUnknown{Key: "shop/a", Obj: pod("a", "canary", "5")}))
 	must(s.Delete(pod("b", "", "5")))
-	want := []call{{nil, false, true}, {[]string{"canary"}, true, false}, {[]string{"canary", "stable"}, false, false}, {[]string{"canary"}, false, false}}
+	want := []call{{nil, false, true}, {[]string{"canary"}, true, false}, {[]string{"canary", "stable"}, false, false}, {[]string{"canary"}, false, false}, {[]string{"canary"}, false, false}}
+	if len(s.revision("canary")) != 1 { // d
+		t.Errorf("left of canary: %v", s.pods)
+	}
+	must(s.Delete(pod("d", "canary", "6")))
 	if fmt.Sprint(calls) != fmt.Sprint(want) {
 		t.Errorf("changes\n got %v\nwant %v", calls, want)
 	}
