@@ -8,6 +8,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -169,5 +170,20 @@ var _ = Describe("incremental namespace planning (issue 18)", Ordered, func() {
 		_, walks := settled(counterKey)
 		Expect(walks).To(BeNumerically(">", walks0))
 		Expect(nsLabels(outside[1])).To(HaveKeyWithValue(render.LabelDataplaneMode, render.DataplaneModeAmbient))
+	})
+
+	It("releases every namespace it labeled when deleted, and drops its metrics", func() {
+		Expect(k8sClient.Delete(ctx, ms)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(ms), &meshv1alpha1.MeshSettings{}))
+		}, timeout, interval).Should(BeTrue())
+		var list corev1.NamespaceList
+		Expect(k8sClient.List(ctx, &list, client.HasLabels{key})).To(Succeed())
+		Expect(len(list.Items)).To(BeNumerically(">=", total-1))
+		for _, n := range list.Items {
+			Expect(n.Labels).NotTo(HaveKey(render.LabelDataplaneMode), n.Name)
+			Expect(n.Annotations).NotTo(HaveKey(OwnerAnnotation), n.Name)
+		}
+		Expect(namespacesEvaluated.DeleteLabelValues(counterKey)).To(BeFalse(), "the series outlived its MeshSettings")
 	})
 })
