@@ -200,6 +200,7 @@ func (r *MeshSettingsReconciler) observeProxies(ctx context.Context, ms *meshv1a
 			prev = obs.configMap.Data[render.MeshKey]
 		}
 		paths, err := render.ProxyRestartPaths(prev, in.plan.meshDocument)
+		paths = withoutRewritten(paths, in.plan.rewritten)
 		switch {
 		case err != nil:
 			// Which change it was is unknown: no restart is claimed.
@@ -232,6 +233,31 @@ func (r *MeshSettingsReconciler) observeProxies(ctx context.Context, ms *meshv1a
 // errPodsNotSynced: the pod store has not listed the pods yet; the pass
 // leaves the report as it was, and the list starts every pass.
 var errPodsNotSynced = errors.New("the pod list has not been read yet")
+
+// withoutRewritten drops the paths another manager rewrote since the
+// operator's last write (Helm resetting the document, say): writing them
+// again restores what the running proxies were started with, apart from
+// pods created in the moment between the two writes.
+func withoutRewritten(paths []string, rewritten []render.Path) []string {
+	if len(rewritten) == 0 {
+		return paths
+	}
+	out := paths[:0:0]
+	for _, p := range paths {
+		restored := false
+		for _, rw := range rewritten {
+			r := strings.ReplaceAll(string(rw), "/", ".")
+			if p == r || strings.HasPrefix(p, r+".") {
+				restored = true
+				break
+			}
+		}
+		if !restored {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // countProxies reads the proxy pods of revision rev from the pod store and
 // counts them.

@@ -246,6 +246,23 @@ var _ = Describe("proxy report", Ordered, func() {
 		}, 2*time.Second, interval).Should(Succeed())
 	})
 
+	It("does not take restoring a value another manager rewrote for a change", func() {
+		cm := &corev1.ConfigMap{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: cp, Name: "istio-" + rev}, cm)).To(Succeed())
+		cm.Data["mesh"] = helmMesh // as a helm upgrade would: the operator's drainDuration is gone
+		Expect(k8sClient.Update(ctx, cm, client.FieldOwner("helm"))).To(Succeed())
+		Eventually(func(g Gomega) {
+			dc, _ := meshDoc(cp, "istio-"+rev)["defaultConfig"].(map[string]any)
+			g.Expect(dc).To(HaveKeyWithValue("drainDuration", "30s"))
+		}, timeout, interval).Should(Succeed())
+		Consistently(func(g Gomega) {
+			ps, c, _ := proxiesOf(cp, name)
+			g.Expect(ps.RestartRequiredSince.Equal(&since)).To(BeTrue(), "the restore moved restartRequiredSince")
+			g.Expect(ps.Pending).To(BeZero())
+			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+		}, 2*time.Second, interval).Should(Succeed())
+	})
+
 	It("counts injected proxies whose namespace no longer selects their revision", func() {
 		createPod(testPod{ns: c, name: "api-1", rev: rev, owner: "ReplicaSet/api-42ab", hash: "42ab"})
 		createPod(testPod{ns: c, name: "api-2", rev: rev, owner: "ReplicaSet/api-42ab", hash: "42ab"})

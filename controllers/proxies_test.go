@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
+	"github.com/meshsettings/meshsettings-operator/internal/render"
 )
 
 // Unit tests of the proxy report's pure parts: the cache transform, the
@@ -487,5 +488,22 @@ func TestPodStoreFirstList(t *testing.T) {
 	trimForEntry(trimmed)
 	if got, _ := entryOf(trimmed); got != want || trimmed.ManagedFields != nil || len(trimmed.Annotations) != 2 {
 		t.Errorf("a trimmed page's pod reads as %+v (annotations %v), want %+v", got, trimmed.Annotations, want)
+	}
+}
+
+func TestWithoutRewritten(t *testing.T) {
+	paths := []string{"defaultConfig.drainDuration", "defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE", "defaultConfig.proxyMetadata.X", "trustDomain"}
+	got := withoutRewritten(paths, []render.Path{"defaultConfig/drainDuration", "defaultConfig/proxyMetadata/ISTIO_META_DNS_CAPTURE"})
+	if !slices.Equal(got, []string{"defaultConfig.proxyMetadata.X", "trustDomain"}) {
+		t.Errorf("got %v", got)
+	}
+	if got := withoutRewritten(paths, []render.Path{"defaultConfig"}); !slices.Equal(got, []string{"trustDomain"}) {
+		t.Errorf("a rewritten parent: got %v", got)
+	}
+	if got := withoutRewritten(paths, nil); !slices.Equal(got, paths) {
+		t.Errorf("nothing rewritten: got %v", got)
+	}
+	if got := withoutRewritten(paths, []render.Path{"defaultConfig/drain"}); len(got) != len(paths) {
+		t.Errorf("a path prefix that is no parent dropped something: %v", got)
 	}
 }
