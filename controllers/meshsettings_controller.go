@@ -446,7 +446,8 @@ func (r *MeshSettingsReconciler) inNamespace(ctx context.Context, o client.Objec
 
 func (r *MeshSettingsReconciler) list(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
 	var list meshv1alpha1.MeshSettingsList
-	if err := r.List(ctx, &list, opts...); err != nil {
+	// Only names are read: no deep copy per namespace event.
+	if err := r.List(ctx, &list, append(opts, client.UnsafeDisableDeepCopy)...); err != nil {
 		logf.FromContext(ctx).Error(err, "listing MeshSettings")
 		return nil
 	}

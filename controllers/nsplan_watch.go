@@ -44,7 +44,7 @@ func init() {
 // namespaceEvents marks the namespace of each event dirty in every
 // MeshSettings' index, then enqueues every MeshSettings. The queue folds a
 // burst of events into one pass per MeshSettings, which plans just the
-// namespaces of the burst. A deleted namespace's owned-label memo goes.
+// namespaces of the burst.
 func (r *MeshSettingsReconciler) namespaceEvents() handler.EventHandler {
 	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 	changed := func(ctx context.Context, o client.Object, q queue) {
@@ -56,10 +56,7 @@ func (r *MeshSettingsReconciler) namespaceEvents() handler.EventHandler {
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) { changed(ctx, e.Object, q) },
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) { changed(ctx, e.ObjectNew, q) },
-		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
-			r.owned.forget(e.Object.GetUID())
-			changed(ctx, e.Object, q)
-		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) { changed(ctx, e.Object, q) },
 	}
 }
 
@@ -120,7 +117,6 @@ func (r *MeshSettingsReconciler) observeNamespaces(ctx context.Context, ms *mesh
 			return fmt.Errorf("listing namespaces: %w", err)
 		}
 		obs.namespaces = nsList.Items
-		r.owned.prune(obs.namespaces)
 	} else {
 		obs.namespaces = make([]metav1.PartialObjectMetadata, 0, len(w.names))
 		for _, name := range w.names {

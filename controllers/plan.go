@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
@@ -430,67 +429,83 @@ func envApply(e *corev1.EnvVar) *corev1ac.EnvVarApplyConfiguration {
 // whole object to a typed value): namespaces the operator never wrote have
 // no entry and cost nothing.
 func ownedLabels(ns *metav1.PartialObjectMetadata) (map[string]string, error) {
+	return (*ownedMemo)(nil).labels(ns)
+}
+
+// ownedLabelKeys parses the label keys of a field set.
+func ownedLabelKeys(raw []byte) ([]string, error) {
+	var set struct {
+		Metadata struct {
+			Labels map[string]json.RawMessage `json:"f:labels"`
+		} `json:"f:metadata"`
+	}
+	if err := json.Unmarshal(raw, &set); err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(set.Metadata.Labels))
+	for k := range set.Metadata.Labels {
+		if name, ok := strings.CutPrefix(k, "f:"); ok {
+			keys = append(keys, name)
+		}
+	}
+	return keys, nil
+}
+
+// ownedMemo remembers the label keys of each field set the operator's entry
+// holds. The operator writes the same few label sets to thousands of
+// namespaces, so a walk parses a handful of field sets, and the memo holds
+// nothing per namespace. A nil memo parses every time.
+type ownedMemo struct {
+	mu   sync.Mutex
+	keys map[string][]string
+}
+
+// maxOwnedMemo bounds the memo; other field sets are parsed each time.
+const maxOwnedMemo = 256
+
+func (m *ownedMemo) labels(ns *metav1.PartialObjectMetadata) (map[string]string, error) {
 	var owned map[string]string
 	for _, mf := range ns.ManagedFields {
 		if mf.Manager != FieldManager || mf.Operation != metav1.ManagedFieldsOperationApply || mf.Subresource != "" || mf.FieldsV1 == nil {
 			continue
 		}
-		var set struct {
-			Metadata struct {
-				Labels map[string]json.RawMessage `json:"f:labels"`
-			} `json:"f:metadata"`
-		}
-		if err := json.Unmarshal(mf.FieldsV1.GetRawBytes(), &set); err != nil {
+		keys, err := m.labelKeys(mf.FieldsV1)
+		if err != nil {
 			return nil, fmt.Errorf("reading the operator's labels of namespace %s: %w", ns.Name, err)
 		}
-		for k := range set.Metadata.Labels {
-			if name, ok := strings.CutPrefix(k, "f:"); ok {
-				if v, live := ns.Labels[name]; live {
-					if owned == nil {
-						owned = map[string]string{}
-					}
-					owned[name] = v
+		for _, name := range keys {
+			if v, live := ns.Labels[name]; live {
+				if owned == nil {
+					owned = map[string]string{}
 				}
+				owned[name] = v
 			}
 		}
 	}
 	return owned, nil
 }
 
-// ownedMemo remembers ownedLabels per namespace UID and resourceVersion, so
-// a reconcile at thousands of namespaces parses only those that changed. The
-// maps it returns are shared: callers only read them.
-type ownedMemo struct {
-	mu      sync.Mutex
-	entries map[types.UID]ownedEntry
-}
-
-type ownedEntry struct {
-	resourceVersion string
-	labels          map[string]string
-}
-
-func (m *ownedMemo) labels(ns *metav1.PartialObjectMetadata) (map[string]string, error) {
-	if m == nil || ns.UID == "" || ns.ResourceVersion == "" {
-		return ownedLabels(ns)
+func (m *ownedMemo) labelKeys(f *metav1.FieldsV1) ([]string, error) {
+	if m == nil {
+		return ownedLabelKeys(f.GetRawBytes())
 	}
-	if !hasOwnEntry(ns.ManagedFields) {
-		return nil, nil // nothing to parse, nothing to remember: most namespaces
-	}
+	raw := f.GetRawString()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e, ok := m.entries[ns.UID]; ok && e.resourceVersion == ns.ResourceVersion {
-		return e.labels, nil
+	if keys, ok := m.keys[raw]; ok {
+		return keys, nil
 	}
-	owned, err := ownedLabels(ns)
+	keys, err := ownedLabelKeys(f.GetRawBytes())
 	if err != nil {
 		return nil, err
 	}
-	if m.entries == nil {
-		m.entries = map[types.UID]ownedEntry{}
+	if m.keys == nil {
+		m.keys = map[string][]string{}
 	}
-	m.entries[ns.UID] = ownedEntry{ns.ResourceVersion, owned}
-	return owned, nil
+	if len(m.keys) < maxOwnedMemo {
+		m.keys[raw] = keys
+	}
+	return keys, nil
 }
 
 // hasOwnEntry tells whether the operator's field manager applied anything.
@@ -501,30 +516,6 @@ func hasOwnEntry(fields []metav1.ManagedFieldsEntry) bool {
 		}
 	}
 	return false
-}
-
-// forget drops the entry of a deleted namespace.
-func (m *ownedMemo) forget(uid types.UID) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.entries, uid)
-}
-
-// prune forgets deleted namespaces once they are a noticeable share; a full
-// walk calls it (forget handles the deletions seen as events).
-func (m *ownedMemo) prune(namespaces []metav1.PartialObjectMetadata) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.entries) <= len(namespaces)+len(namespaces)/4+64 {
-		return
-	}
-	live := make(map[types.UID]ownedEntry, len(namespaces))
-	for i := range namespaces {
-		if e, ok := m.entries[namespaces[i].UID]; ok {
-			live[namespaces[i].UID] = e
-		}
-	}
-	m.entries = live
 }
 
 // labelsConverged reports whether the operator owns exactly the wanted keys

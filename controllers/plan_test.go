@@ -11,7 +11,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
@@ -243,34 +242,48 @@ func TestOwnedLabelsAgreesWithExtractNamespace(t *testing.T) {
 	}
 }
 
-func TestOwnedMemoRereadsChangedNamespacesAndForgetsDeletedOnes(t *testing.T) {
-	ns := func(uid, rv, label string) metav1.PartialObjectMetadata {
+// The memo holds the label keys of each field set, never a namespace's
+// values: a namespace whose labels change is read afresh, and namespaces
+// sharing a field set cost one parse.
+func TestOwnedMemoRemembersFieldSetsNotNamespaces(t *testing.T) {
+	set := `{"f:metadata":{"f:labels":{"f:istio.io/rev":{}}}}`
+	ns := func(name, label string) metav1.PartialObjectMetadata {
 		return metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
-			Name: "n-" + uid, UID: types.UID(uid), ResourceVersion: rv, Labels: map[string]string{render.LabelRevision: label},
+			Name: name, Labels: map[string]string{render.LabelRevision: label},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply,
-				FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:labels":{"f:istio.io/rev":{}}}}`)}},
+				FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(set)}},
 		}}
 	}
 	var m ownedMemo
-	a := ns("a", "1", "stable")
+	a := ns("a", "stable")
 	if got, _ := m.labels(&a); got[render.LabelRevision] != "stable" {
 		t.Fatalf("first read: %v", got)
 	}
-	a = ns("a", "2", "canary") // a newer version of the same namespace
+	a = ns("a", "canary") // a newer version of the same namespace
 	if got, _ := m.labels(&a); got[render.LabelRevision] != "canary" {
 		t.Fatalf("a changed namespace was served from the memo: %v", got)
 	}
-	live := []metav1.PartialObjectMetadata{a}
-	for i := range 200 {
-		n := ns(strconv.Itoa(i), "1", "x")
+	for i := range 1000 {
+		n := ns("n-"+strconv.Itoa(i), "x")
+		if got, _ := m.labels(&n); got[render.LabelRevision] != "x" {
+			t.Fatalf("%s: %v", n.Name, got)
+		}
+	}
+	if len(m.keys) != 1 {
+		t.Fatalf("1,001 namespaces of one field set: the memo holds %d entries", len(m.keys))
+	}
+	for i := range 2 * maxOwnedMemo {
+		n := ns("m-"+strconv.Itoa(i), "y")
+		n.ManagedFields[0].FieldsV1 = metav1.NewFieldsV1(`{"f:metadata":{"f:labels":{"f:istio.io/rev":{},"f:k` + strconv.Itoa(i) + `":{}}}}`)
 		_, _ = m.labels(&n)
 	}
-	m.prune(live)
-	if len(m.entries) != 1 {
-		t.Fatalf("after pruning to 1 live namespace the memo holds %d", len(m.entries))
+	if len(m.keys) > maxOwnedMemo {
+		t.Fatalf("the memo grew to %d entries", len(m.keys))
 	}
-	if got, _ := m.labels(&a); got[render.LabelRevision] != "canary" {
-		t.Fatalf("the live namespace was lost: %v", got)
+	bad := ns("bad", "z")
+	bad.ManagedFields[0].FieldsV1 = metav1.NewFieldsV1(`{"f:metadata":`)
+	if _, err := m.labels(&bad); err == nil || !strings.Contains(err.Error(), "namespace bad") {
+		t.Fatalf("a damaged field set: %v", err)
 	}
 }
 
