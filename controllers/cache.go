@@ -124,7 +124,9 @@ func keepOwnManagedFields(obj any) (any, error) {
 		return obj, nil // tombstones pass through
 	}
 	fields := o.GetManagedFields()
-	kept := fields[:0:0]
+	// nil, not fields[:0:0]: an empty slice into the decoded array would
+	// keep every entry of every manager alive for the GC.
+	var kept []metav1.ManagedFieldsEntry
 	for _, f := range fields {
 		if f.Manager == FieldManager {
 			kept = append(kept, f)
