@@ -225,7 +225,8 @@ func (r *MeshSettingsReconciler) writeStatus(ctx context.Context, base, ms *mesh
 // oldest one targeting the same ConfigMap or istiod (ties broken by name).
 func (r *MeshSettingsReconciler) writer(ctx context.Context, ms *meshv1alpha1.MeshSettings) (*meshv1alpha1.MeshSettings, error) {
 	var list meshv1alpha1.MeshSettingsList
-	if err := r.List(ctx, &list, client.InNamespace(ms.Namespace)); err != nil {
+	// Shallow: read only; every pass, namespace events included, runs this.
+	if err := r.List(ctx, &list, client.InNamespace(ms.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing MeshSettings in %s: %w", ms.Namespace, err)
 	}
 	mine := render.TargetsFor(&ms.Spec)
@@ -261,7 +262,7 @@ func (r *MeshSettingsReconciler) observe(ctx context.Context, ms *meshv1alpha1.M
 		return nil, fmt.Errorf("reading Deployment %s/%s: %w", ms.Namespace, t.IstiodDeployment, err)
 	}
 	var all meshv1alpha1.MeshSettingsList
-	if err := r.List(ctx, &all); err != nil {
+	if err := r.List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil { // names only
 		return nil, fmt.Errorf("listing MeshSettings: %w", err)
 	}
 	obs.existing = make(map[string]bool, len(all.Items))
