@@ -26,7 +26,7 @@ const scaleMS = "bench-scale"
 // selection, labeling from scratch with the writes it took, a restart with
 // no writes, and peak memory.
 func (b *bench) phaseGrowth(ctx context.Context) error {
-	logf("== growing the population through %v namespaces (every %d-th selected)", b.cfg.steps, b.cfg.pop.selectEvery)
+	logf("== growing the population through %v namespaces (1 in %d selected)", b.cfg.steps, b.cfg.pop.selectEvery)
 	op, err := b.startOperator(ctx, "scale")
 	if err != nil {
 		return err
