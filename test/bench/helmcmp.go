@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -241,23 +242,12 @@ func writesPerRun(rs []cmpRun) string {
 		}
 		ns = append(ns, n)
 	}
-	if len(ns) == 0 {
-		return "-"
-	}
-	lo, hi := slices.Min(ns), slices.Max(ns)
-	if lo == hi {
-		return fmt.Sprint(lo)
-	}
-	return fmt.Sprintf("%d-%d", lo, hi)
+	return minMax(ns)
 }
 
 // perRun divides object counts by the number of runs: "ConfigMap x 1.00, ...".
 func perRun(m map[string]int, runs int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(m))
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
 		parts = append(parts, fmt.Sprintf("%s x %.2f", k, float64(m[k])/float64(runs)))
