@@ -424,10 +424,8 @@ func (r *MeshSettingsReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.inNamespace),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, createdOrDeleted()))).
 		WatchesMetadata(&corev1.Namespace{}, r.namespaceEvents(), builder.WithPredicates(namespaceChanged())).
-		// The proxy report: pods (the store's changes, podsChanged) and
-		// injection labels (filtered in the handler).
+		// The proxy report: pods (the store's changes, podsChanged).
 		WatchesRawSource(pods).
-		WatchesMetadata(&corev1.Namespace{}, r.injectionLabelEvents()).
 		Named("meshsettings").
 		Complete(r)
 }

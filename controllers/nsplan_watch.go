@@ -44,7 +44,9 @@ func init() {
 // namespaceEvents marks the namespace of each event dirty in every
 // MeshSettings' index, then enqueues every MeshSettings. The queue folds a
 // burst of events into one pass per MeshSettings, which plans just the
-// namespaces of the burst.
+// namespaces of the burst. A change of a namespace's injection labels (which
+// revision its new pods get) also moves proxyGen first, so those passes
+// count the proxies again.
 func (r *MeshSettingsReconciler) namespaceEvents() handler.EventHandler {
 	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 	changed := func(ctx context.Context, o client.Object, q queue) {
@@ -55,7 +57,12 @@ func (r *MeshSettingsReconciler) namespaceEvents() handler.EventHandler {
 	}
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) { changed(ctx, e.Object, q) },
-		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) { changed(ctx, e.ObjectNew, q) },
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) {
+			if injectionLabelsChanged(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) {
+				r.proxyGen.Add(1)
+			}
+			changed(ctx, e.ObjectNew, q)
+		},
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) { changed(ctx, e.Object, q) },
 	}
 }

@@ -10,8 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -113,27 +111,16 @@ func targetRevision(ms *meshv1alpha1.MeshSettings) string {
 	return ms.Spec.Revision
 }
 
-// injectionLabelEvents starts every pass when a namespace's injection
-// labels change (which revision its new pods get). A label change that
-// selects nothing new costs a comparison of two labels.
-func (r *MeshSettingsReconciler) injectionLabelEvents() handler.TypedEventHandler[client.Object, reconcile.Request] {
-	return handler.Funcs{
-		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			o, n := e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()
-			if o[render.LabelInjection] == n[render.LabelInjection] && o[render.LabelRevision] == n[render.LabelRevision] {
-				return
-			}
-			r.proxyGen.Add(1)
-			for _, req := range r.list(ctx) {
-				q.Add(req)
-			}
-		},
-	}
+// injectionLabelsChanged tells whether a namespace's injection labels, which
+// decide the revision its new pods get, differ between old and new.
+func injectionLabelsChanged(o, n map[string]string) bool {
+	return o[render.LabelInjection] != n[render.LabelInjection] || o[render.LabelRevision] != n[render.LabelRevision]
 }
 
 func (r *MeshSettingsReconciler) enqueueRevision(ctx context.Context, rev string, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	var list meshv1alpha1.MeshSettingsList
-	if err := r.List(ctx, &list); err != nil {
+	// Only names and revisions are read: no deep copy per pod deletion.
+	if err := r.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "listing MeshSettings")
 		return
 	}
