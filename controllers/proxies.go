@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	meshv1alpha1 "github.com/meshsettings/meshsettings-operator/api/v1alpha1"
@@ -244,14 +245,10 @@ func withoutRewritten(paths []string, rewritten []render.Path) []string {
 	}
 	out := paths[:0:0]
 	for _, p := range paths {
-		restored := false
-		for _, rw := range rewritten {
-			r := strings.ReplaceAll(string(rw), "/", ".")
-			if p == r || strings.HasPrefix(p, r+".") {
-				restored = true
-				break
-			}
-		}
+		restored := slices.ContainsFunc(rewritten, func(rw render.Path) bool {
+			r := rw.Dotted()
+			return p == r || strings.HasPrefix(p, r+".")
+		})
 		if !restored {
 			out = append(out, p)
 		}
@@ -296,7 +293,8 @@ func (r *MeshSettingsReconciler) countProxies(ctx context.Context, uid types.UID
 			if !seen {
 				ns := &metav1.PartialObjectMetadata{}
 				ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-				err := r.Get(ctx, types.NamespacedName{Name: e.namespace}, ns)
+				// Shallow: only its labels are read, during this count.
+				err := r.Get(ctx, types.NamespacedName{Name: e.namespace}, ns, client.UnsafeDisableDeepCopy)
 				if err != nil && !apierrors.IsNotFound(err) {
 					return nil, fmt.Errorf("reading namespace %s: %w", e.namespace, err)
 				}

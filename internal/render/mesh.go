@@ -32,6 +32,9 @@ type Path string
 
 func (p Path) segments() []string { return strings.Split(string(p), "/") }
 
+// Dotted is the path as field paths and mesh paths are written: "a.b.c".
+func (p Path) Dotted() string { return strings.ReplaceAll(string(p), "/", ".") }
+
 const providerPrefix = "name="
 
 // fragment is the part of the mesh document the spec sets, in spec order

@@ -63,7 +63,7 @@ func validateFragment(f *fragment) error {
 			set(one, p.segments(), f.values[p])
 			if b, merr := json.Marshal(one); merr == nil {
 				if perr := decodeLikeIstiod(b); perr != nil {
-					field, err = "spec.meshConfig."+strings.ReplaceAll(string(p), "/", "."), perr
+					field, err = "spec.meshConfig."+p.Dotted(), perr
 					break
 				}
 			}
