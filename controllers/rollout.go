@@ -335,8 +335,9 @@ func (r *MeshSettingsReconciler) rolloutPass(ctx context.Context, ms *meshv1alph
 	if ms.Status.Proxies != nil {
 		waited = ms.Status.Proxies.Restarting
 	}
-	res := r.rolloutRestart(ctx, since.UTC().Format(time.RFC3339), waited, pending)
-	res.since = since.UTC().Format(time.RFC3339)
+	change := since.UTC().Format(time.RFC3339)
+	res := r.rolloutRestart(ctx, change, waited, pending)
+	res.since = change
 	res.newErr = r.rollouts.errorChanged(client.ObjectKeyFromObject(ms).String(), res.err)
 	return res
 }
